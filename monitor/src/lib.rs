@@ -1,0 +1,10 @@
+//! The monitor daemon as a library: each module is one stage of an event's path (see
+//! ARCHITECTURE.md), so that stages can be tested without the others, and the rule engine
+//! without a kernel.
+
+pub mod alert;
+pub mod cli;
+pub mod container;
+pub mod event;
+pub mod process;
+pub mod rules;
