@@ -101,8 +101,10 @@ pub mod limits {
     pub const MAX_ARGS: usize = 32;
     /// Bytes of argv copied for an exec in all.
     pub const MAX_ARGV_BYTES: usize = 4096;
-    /// Size of the payload area of one record (all variable items together).
-    pub const MAX_PAYLOAD: usize = 12288;
+    /// Where items may start in a record's payload (a power of two: the programs mask offsets
+    /// with it to satisfy the verifier). A record's payload may run up to `MAX_PAYLOAD +
+    /// MAX_STR + 4` bytes, since the last item may start just below this bound.
+    pub const MAX_PAYLOAD: usize = 8192;
     /// Ancestors walked in the kernel for enforcement checks.
     pub const MAX_ANCESTORS: usize = 8;
     /// Bytes of a socket address copied.
@@ -157,6 +159,9 @@ pub struct RecordHeader {
     pub nitems: u16,
     /// Total bytes of items after the header.
     pub payload_len: u16,
+    /// CPU that wrote the record.
+    pub cpu: u32,
+    pub _pad: u32,
     /// Thread group id (what userspace calls the pid).
     pub pid: u32,
     pub tid: u32,
@@ -201,6 +206,10 @@ pub mod item {
     pub const FORK: u16 = 7;
     /// A `struct open_how` (openat2).
     pub const OPEN_HOW: u16 = 8;
+    /// A third string argument (mount's filesystem type).
+    pub const PATH3: u16 = 9;
+    /// The leading bytes of a struct argument (clone3's `struct clone_args`).
+    pub const RAW: u16 = 10;
 }
 
 /// The address tuple of a socket, read from the kernel at syscall exit.
@@ -297,6 +306,23 @@ pub struct PrefixKey {
 /// filter (it stays correct).
 pub const PREFIX_MAX: usize = 64;
 
+/// Longest path suffix the prefilter compares; a rule's longer suffix disables the prefilter.
+pub const SUFFIX_MAX: usize = 32;
+/// Most suffixes the prefilter holds.
+pub const MAX_SUFFIXES: u32 = 16;
+
+/// One path suffix of the prefilter (`SUFFIXES` map): an open whose path ends with it passes.
+/// Stored right-aligned in `SUFFIX_MAX` bytes with a mask of the bytes that count, so the
+/// kernel compares the path's last `SUFFIX_MAX` bytes in four word operations.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Suffix {
+    pub len: u32,
+    pub _pad: u32,
+    pub pattern: [u64; SUFFIX_MAX / 8],
+    pub mask: [u64; SUFFIX_MAX / 8],
+}
+
 /// Global settings (`SETTINGS` map, one entry).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -307,7 +333,8 @@ pub struct Settings {
     pub prefilter_on: u32,
     /// Non-zero: enforcement rules only report, they never kill (global dry-run).
     pub dry_run: u32,
-    pub _pad: u32,
+    /// Number of valid entries in `SUFFIXES`.
+    pub suffix_count: u32,
 }
 
 #[cfg(feature = "user")]
@@ -322,4 +349,5 @@ mod pod {
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for SockTuple {}
     unsafe impl aya::Pod for ForkInfo {}
+    unsafe impl aya::Pod for Suffix {}
 }

@@ -6,5 +6,6 @@ pub mod alert;
 pub mod cli;
 pub mod container;
 pub mod event;
+pub mod probe;
 pub mod process;
 pub mod rules;

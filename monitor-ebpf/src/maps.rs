@@ -1,0 +1,103 @@
+//! Every map of the kernel side, in one place.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+};
+use monitor_common::{
+    KernelOffsets, KindConfig, MAX_SUFFIXES, PREFIX_MAX, RecordHeader, Settings, Suffix, drop,
+    filtered, kind, limits,
+};
+
+/// Bytes of the per-CPU scratch record: header, items area, and room for the last item to run
+/// past the items bound (offsets are masked, sizes are constant, so the slack must be there).
+pub const SCRATCH_SIZE: usize =
+    core::mem::size_of::<RecordHeader>() + limits::MAX_PAYLOAD + 2 * limits::MAX_STR + 64;
+
+#[repr(C)]
+pub struct Scratch {
+    pub buf: [u8; SCRATCH_SIZE],
+}
+
+/// A syscall's entry, kept until its exit: the arguments and when it started.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Pending {
+    pub args: [u64; 6],
+    pub ts: u64,
+}
+
+/// The one ring buffer to userspace. The daemon sets its size at load.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+
+#[map]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Entry halves waiting for their exit, by thread id. LRU, so that entries of threads killed
+/// in the middle of a syscall age out instead of filling the table.
+#[map]
+pub static PENDING: LruHashMap<u32, Pending> = LruHashMap::with_max_entries(32768, 0);
+
+/// Architecture syscall number -> record kind (0: not captured). Filled by the daemon.
+#[map]
+pub static NR_KIND: Array<u16> = Array::with_max_entries(1024, 0);
+
+/// Per-kind switches (enabled, want failed, prefilter), filled from the loaded rules.
+#[map]
+pub static KIND_CONFIG: Array<KindConfig> = Array::with_max_entries(kind::MAX as u32, 0);
+
+#[map]
+pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+/// Records lost, per CPU and reason (`monitor_common::drop`).
+#[map]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 0);
+
+/// Records filtered out on purpose, per CPU and reason (`monitor_common::filtered`).
+#[map]
+pub static FILTERED: PerCpuArray<u64> = PerCpuArray::with_max_entries(filtered::COUNT, 0);
+
+/// Path prefixes of the open prefilter.
+#[map]
+pub static PREFIXES: LpmTrie<[u8; PREFIX_MAX], u8> = LpmTrie::with_max_entries(4096, 0);
+
+/// Path suffixes of the open prefilter (`Settings::suffix_count` valid entries).
+#[map]
+pub static SUFFIXES: Array<Suffix> = Array::with_max_entries(MAX_SUFFIXES, 0);
+
+/// Offsets into kernel structures, set by the daemon at load from the running kernel's BTF.
+/// A global in .rodata: constant for the verifier, no map lookup per event.
+#[unsafe(no_mangle)]
+pub static OFFSETS: KernelOffsets = unsafe { core::mem::zeroed() };
+
+#[inline(always)]
+pub fn offsets() -> KernelOffsets {
+    // SAFETY: reading a global; volatile so that the value patched in at load is used rather
+    // than the zeroes the compiler sees.
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+#[inline(always)]
+pub fn settings() -> Settings {
+    match SETTINGS.get(0) {
+        Some(s) => *s,
+        None => Settings::default(),
+    }
+}
+
+#[inline(always)]
+pub fn count(map: &PerCpuArray<u64>, index: u32) {
+    if let Some(p) = map.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        unsafe { *p += 1 }
+    }
+}
+
+#[inline(always)]
+pub fn kind_config(k: u16) -> KindConfig {
+    match KIND_CONFIG.get(u32::from(k)) {
+        Some(c) => *c,
+        None => KindConfig::default(),
+    }
+}

@@ -1,0 +1,279 @@
+//! The generic syscall programs: one entry and one exit program attached to the tracepoints
+//! of every captured syscall. The entry half keeps the arguments by thread; the exit half
+//! joins them with the return value, reads what the arguments point to (still valid after
+//! the syscall, unlike exec's), filters, and sends one record.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated as raw},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use monitor_common::{drop, filtered, flags, item, kind};
+
+use crate::maps::{self, DROPS, FILTERED, NR_KIND, PENDING, Pending};
+use crate::probes::network;
+use crate::record::Record;
+
+const NONE: u8 = 0xff;
+
+/// How the arguments of a kind are read at exit.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// Argument indexes of up to three strings (NONE: absent).
+    p1: u8,
+    p2: u8,
+    p3: u8,
+    /// A buffer argument: pointer index, length index, how the length is given.
+    blob_ptr: u8,
+    blob_len: u8,
+    blob_mode: u8,
+    blob_tag: u16,
+    /// Where the fd of a socket whose tuple is read comes from.
+    tuple: u8,
+}
+
+/// The length is the value of argument `blob_len`.
+const LEN_VALUE: u8 = 1;
+/// The length is behind the pointer in argument `blob_len` (accept, recvfrom).
+const LEN_PTR: u8 = 2;
+/// Argument `blob_ptr` is a `struct msghdr *` whose msg_name is the buffer.
+const MSGHDR: u8 = 3;
+
+const TUPLE_ARG0: u8 = 1;
+const TUPLE_RET: u8 = 2;
+
+const fn paths(p1: u8, p2: u8) -> Shape {
+    Shape {
+        p1,
+        p2,
+        p3: NONE,
+        blob_ptr: NONE,
+        blob_len: NONE,
+        blob_mode: 0,
+        blob_tag: 0,
+        tuple: 0,
+    }
+}
+
+const fn sockaddr(ptr: u8, len: u8, mode: u8, tuple: u8) -> Shape {
+    Shape {
+        p1: NONE,
+        p2: NONE,
+        p3: NONE,
+        blob_ptr: ptr,
+        blob_len: len,
+        blob_mode: mode,
+        blob_tag: item::SOCKADDR,
+        tuple,
+    }
+}
+
+const PLAIN: Shape = paths(NONE, NONE);
+
+#[inline(always)]
+fn shape(k: u16) -> Shape {
+    match k {
+        kind::UNLINK
+        | kind::MKDIR
+        | kind::RMDIR
+        | kind::CHMOD
+        | kind::CHDIR
+        | kind::UMOUNT2
+        | kind::MEMFD_CREATE
+        | kind::CHROOT => paths(0, NONE),
+        kind::UNLINKAT | kind::MKDIRAT | kind::FCHMODAT | kind::FINIT_MODULE => paths(1, NONE),
+        kind::INIT_MODULE => paths(2, NONE),
+        kind::RENAME | kind::LINK | kind::SYMLINK => paths(0, 1),
+        kind::RENAMEAT | kind::RENAMEAT2 | kind::LINKAT => paths(1, 3),
+        kind::SYMLINKAT => paths(0, 2),
+        kind::MOUNT => Shape {
+            p3: 2,
+            ..paths(0, 1)
+        },
+        kind::CONNECT => sockaddr(1, 2, LEN_VALUE, TUPLE_ARG0),
+        kind::BIND | kind::SENDTO => {
+            if k == kind::BIND {
+                sockaddr(1, 2, LEN_VALUE, 0)
+            } else {
+                sockaddr(4, 5, LEN_VALUE, TUPLE_ARG0)
+            }
+        }
+        kind::ACCEPT | kind::ACCEPT4 => sockaddr(1, 2, LEN_PTR, TUPLE_RET),
+        kind::RECVFROM => sockaddr(4, 5, LEN_PTR, TUPLE_ARG0),
+        kind::SENDMSG | kind::RECVMSG => sockaddr(1, NONE, MSGHDR, TUPLE_ARG0),
+        kind::CLONE3 => Shape {
+            blob_ptr: 0,
+            blob_len: 1,
+            blob_mode: LEN_VALUE,
+            blob_tag: item::RAW,
+            ..PLAIN
+        },
+        _ => PLAIN,
+    }
+}
+
+#[inline(always)]
+pub fn kind_of(ctx: &TracePointContext) -> u16 {
+    // SAFETY: every syscalls tracepoint has `int __syscall_nr` at offset 8.
+    let nr: i32 = unsafe { ctx.read_at(8) }.unwrap_or(-1);
+    if nr < 0 {
+        return 0;
+    }
+    NR_KIND.get(nr as u32).copied().unwrap_or(0)
+}
+
+#[tracepoint]
+pub fn sys_enter(ctx: TracePointContext) -> u32 {
+    let _ = try_sys_enter(&ctx);
+    0
+}
+
+fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
+    let k = kind_of(ctx);
+    if k == 0 {
+        return Ok(());
+    }
+    if maps::kind_config(k).enabled == 0 {
+        maps::count(&FILTERED, filtered::DISABLED);
+        return Ok(());
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == maps::settings().self_pid {
+        return Ok(());
+    }
+    let mut p = Pending {
+        args: [0; 6],
+        ts: unsafe { bpf_ktime_get_boot_ns() },
+    };
+    for i in 0..6 {
+        // SAFETY: syscall arguments start at offset 16, 8 bytes each; a syscall with fewer
+        // arguments leaves garbage in the rest, which nothing reads.
+        p.args[i] = unsafe { ctx.read_at(16 + 8 * i) }.unwrap_or(0);
+    }
+    if PENDING.insert(&(pid_tgid as u32), &p, 0).is_err() {
+        maps::count(&DROPS, drop::PENDING_FULL);
+    }
+    Ok(())
+}
+
+#[tracepoint]
+pub fn sys_exit(ctx: TracePointContext) -> u32 {
+    let _ = try_sys_exit(&ctx);
+    0
+}
+
+fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
+    let k = kind_of(ctx);
+    if k == 0 || matches!(k, kind::OPEN | kind::OPENAT | kind::OPENAT2 | kind::CREAT) {
+        // Opens have their own exit program (sys_exit_open).
+        return Ok(());
+    }
+    let cfg = maps::kind_config(k);
+    if cfg.enabled == 0 {
+        return Ok(());
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let settings = maps::settings();
+    if (pid_tgid >> 32) as u32 == settings.self_pid {
+        return Ok(());
+    }
+    // SAFETY: sys_exit_* tracepoints have `long ret` at offset 16.
+    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let tid = pid_tgid as u32;
+
+    if k == kind::EXECVE || k == kind::EXECVEAT {
+        // The entry half went out at sys_enter (its arguments are gone now); this is the
+        // result, with the new program's comm when it succeeded.
+        let mut r = Record::new(k, &[0; 6], 0, ret).ok_or(0)?;
+        r.set_flag(flags::EXIT_ONLY);
+        r.submit();
+        return Ok(());
+    }
+
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(p) = (unsafe { PENDING.get(&tid) }).copied() else {
+        maps::count(&DROPS, drop::NO_ENTRY);
+        return Ok(());
+    };
+    let _ = PENDING.remove(&tid);
+
+    if ret < 0 && cfg.want_failed == 0 {
+        maps::count(&FILTERED, filtered::FAILED);
+        return Ok(());
+    }
+    if ret == 0 && matches!(k, kind::CLONE | kind::CLONE3 | kind::FORK | kind::VFORK) {
+        // The child's half of a fork says nothing the parent's half and PROC_FORK do not.
+        return Ok(());
+    }
+
+    let s = shape(k);
+    let mut r = Record::new(k, &p.args, p.ts, ret).ok_or(0)?;
+    if s.p1 != NONE {
+        r.push_user_str(item::PATH, arg(&p.args, s.p1));
+    }
+    if s.p2 != NONE {
+        r.push_user_str(item::PATH2, arg(&p.args, s.p2));
+    }
+    if s.p3 != NONE {
+        r.push_user_str(item::PATH3, arg(&p.args, s.p3));
+    }
+    if s.blob_ptr != NONE {
+        let (ptr, len) = blob(&p.args, &s);
+        r.push_user_bytes(s.blob_tag, ptr, len);
+    }
+    if s.tuple != 0 {
+        let fd = if s.tuple == TUPLE_RET {
+            ret
+        } else {
+            p.args[0] as i64
+        };
+        if let Some(t) = network::socket_tuple(fd) {
+            r.push_value(item::TUPLE, &t);
+            r.set_flag(flags::HAS_TUPLE);
+        }
+    }
+    r.submit();
+    Ok(())
+}
+
+#[inline(always)]
+fn arg(args: &[u64; 6], i: u8) -> u64 {
+    args[(i as usize) % 6]
+}
+
+/// Pointer and length of a shape's buffer argument.
+#[inline(always)]
+fn blob(args: &[u64; 6], s: &Shape) -> (u64, u64) {
+    let ptr = arg(args, s.blob_ptr);
+    match s.blob_mode {
+        LEN_VALUE => (ptr, arg(args, s.blob_len)),
+        LEN_PTR => (ptr, read_user_u32(arg(args, s.blob_len))),
+        MSGHDR => {
+            // struct msghdr { void *msg_name; int msg_namelen; ... }
+            let name = read_user_u64(ptr);
+            let len = read_user_u32(ptr + 8);
+            (name, len)
+        }
+        _ => (0, 0),
+    }
+}
+
+#[inline(always)]
+fn read_user_u64(p: u64) -> u64 {
+    let mut v: u64 = 0;
+    if p != 0 {
+        // SAFETY: reads 8 bytes of user memory into a local; failure leaves 0.
+        unsafe { raw::bpf_probe_read_user(&mut v as *mut u64 as *mut _, 8, p as *const _) };
+    }
+    v
+}
+
+#[inline(always)]
+fn read_user_u32(p: u64) -> u64 {
+    let mut v: u32 = 0;
+    if p != 0 {
+        // SAFETY: reads 4 bytes of user memory into a local; failure leaves 0.
+        unsafe { raw::bpf_probe_read_user(&mut v as *mut u32 as *mut _, 4, p as *const _) };
+    }
+    u64::from(v)
+}

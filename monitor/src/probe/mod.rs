@@ -1,0 +1,473 @@
+//! Loading and attaching the kernel programs, and configuring their maps: which syscalls are
+//! captured, the path prefilter, the settings. The ring buffer is handed to the reader.
+
+pub mod btf;
+pub mod syscalls;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::programs::{RawTracePoint, TracePoint};
+use aya::{Ebpf, EbpfLoader};
+use monitor_common::{
+    KindConfig, MAX_SUFFIXES, PREFIX_MAX, SUFFIX_MAX, Settings, Suffix, drop, filtered, kind,
+};
+use tracing::{debug, warn};
+
+/// The eBPF object, built from the workspace by build.rs and embedded here.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(
+        "missing privileges: {0} (run as root, or grant CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE and CAP_SYS_PTRACE)"
+    )]
+    Privileges(String),
+    #[error(
+        "tracefs is not mounted and mounting it failed ({0}); mount it with: mount -t tracefs nodev /sys/kernel/tracing"
+    )]
+    Tracefs(String),
+    #[error(transparent)]
+    Btf(#[from] btf::BtfError),
+    #[error("loading the eBPF programs failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("eBPF program {name}: {source}")]
+    Program {
+        name: &'static str,
+        source: aya::programs::ProgramError,
+    },
+    #[error("eBPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        source: aya::maps::MapError,
+    },
+    #[error("eBPF map {0} is missing from the object")]
+    MissingMap(&'static str),
+}
+
+/// Settings for loading.
+#[derive(Clone, Debug)]
+pub struct ProbeConfig {
+    /// Size of the ring buffer in bytes (a power of two, a multiple of the page size).
+    pub ring_buffer_bytes: u32,
+    /// Where the kernel's BTF is.
+    pub btf_path: PathBuf,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            ring_buffer_bytes: 16 << 20,
+            btf_path: PathBuf::from("/sys/kernel/btf/vmlinux"),
+        }
+    }
+}
+
+/// The in-kernel prefilter of open paths, derived from the rules (see `rules::PathPrefilter`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Prefilter {
+    pub prefixes: Vec<String>,
+    pub suffixes: Vec<String>,
+}
+
+/// What the kernel side captures: the kinds and whether opens are prefiltered.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureSet {
+    pub kinds: BTreeSet<u16>,
+    pub prefilter: Option<Prefilter>,
+}
+
+/// Counters summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    pub drops: [u64; drop::COUNT as usize],
+    pub filtered: [u64; filtered::COUNT as usize],
+}
+
+/// Loaded and attached programs. Dropping it detaches everything.
+pub struct Probe {
+    ebpf: Ebpf,
+    /// Tracepoints this kernel does not have (e.g. init_module without CONFIG_MODULES).
+    pub missing: Vec<&'static str>,
+    settings: Settings,
+}
+
+impl Probe {
+    /// Check privileges, mount tracefs if needed, load the programs with this kernel's
+    /// offsets, and attach them. Nothing is captured until `set_capture`.
+    pub fn load(cfg: &ProbeConfig) -> Result<Probe, ProbeError> {
+        check_privileges()?;
+        ensure_tracefs()?;
+        let offsets = btf::kernel_offsets(&cfg.btf_path)?;
+        raise_memlock();
+        let mut ebpf = EbpfLoader::new()
+            .override_global("OFFSETS", &offsets, true)
+            .map_max_entries("EVENTS", cfg.ring_buffer_bytes)
+            .load(EBPF_OBJECT)?;
+
+        {
+            let mut nr_kind: Array<_, u16> = map(&mut ebpf, "NR_KIND")?;
+            for sc in syscalls::SYSCALLS {
+                if let Some(nr) = sc.nr
+                    && let Ok(nr) = u32::try_from(nr)
+                {
+                    nr_kind
+                        .set(nr, sc.kind, 0)
+                        .map_err(|source| ProbeError::Map {
+                            name: "NR_KIND",
+                            source,
+                        })?;
+                }
+            }
+        }
+        let mut probe = Probe {
+            ebpf,
+            missing: Vec::new(),
+            settings: Settings {
+                self_pid: std::process::id(),
+                ..Settings::default()
+            },
+        };
+        probe.write_settings()?;
+        probe.attach()?;
+        Ok(probe)
+    }
+
+    fn attach(&mut self) -> Result<(), ProbeError> {
+        for name in [
+            "sys_enter",
+            "sys_exit",
+            "sys_exit_open",
+            "sys_enter_execve",
+            "sys_enter_execveat",
+            "sched_process_exit",
+        ] {
+            let p: &mut TracePoint = program(&mut self.ebpf, name)?;
+            p.load()
+                .map_err(|source| ProbeError::Program { name, source })?;
+        }
+        let fork: &mut RawTracePoint = program(&mut self.ebpf, "sched_process_fork")?;
+        fork.load().map_err(|source| ProbeError::Program {
+            name: "sched_process_fork",
+            source,
+        })?;
+        fork.attach("sched_process_fork")
+            .map_err(|source| ProbeError::Program {
+                name: "sched_process_fork",
+                source,
+            })?;
+        let exit: &mut TracePoint = program(&mut self.ebpf, "sched_process_exit")?;
+        exit.attach("sched", "sched_process_exit")
+            .map_err(|source| ProbeError::Program {
+                name: "sched_process_exit",
+                source,
+            })?;
+
+        for sc in syscalls::SYSCALLS {
+            if sc.nr.is_none() {
+                continue;
+            }
+            let enter = format!("sys_enter_{}", sc.tracepoint);
+            let exit = format!("sys_exit_{}", sc.tracepoint);
+            if !tracepoint_exists(&enter) {
+                debug!("tracepoint syscalls/{enter} does not exist on this kernel");
+                self.missing.push(sc.tracepoint);
+                continue;
+            }
+            let enter_prog = match sc.kind {
+                kind::EXECVE => "sys_enter_execve",
+                kind::EXECVEAT => "sys_enter_execveat",
+                _ => "sys_enter",
+            };
+            let exit_prog = if syscalls::PREFILTERED.contains(&sc.kind) {
+                "sys_exit_open"
+            } else {
+                "sys_exit"
+            };
+            for (prog, tp) in [(enter_prog, &enter), (exit_prog, &exit)] {
+                let p: &mut TracePoint = program(&mut self.ebpf, prog)?;
+                p.attach("syscalls", tp)
+                    .map_err(|source| ProbeError::Program { name: prog, source })?;
+            }
+        }
+        if !self.missing.is_empty() {
+            warn!(
+                "this kernel has no tracepoints for: {} (those events are never seen)",
+                self.missing.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    /// Switch capture to `set`: the kinds it names (plus those the process table needs),
+    /// and the open prefilter. Takes effect for the next syscall.
+    pub fn set_capture(&mut self, set: &CaptureSet) -> Result<(), ProbeError> {
+        let mut cfg: Array<_, KindConfig> = map(&mut self.ebpf, "KIND_CONFIG")?;
+        for k in 1..kind::MAX {
+            let enabled = set.kinds.contains(&k) || syscalls::ALWAYS.contains(&k);
+            let value = KindConfig {
+                enabled: u8::from(enabled),
+                want_failed: 1,
+                prefilter: u8::from(syscalls::PREFILTERED.contains(&k)),
+                _pad: 0,
+            };
+            cfg.set(u32::from(k), value, 0)
+                .map_err(|source| ProbeError::Map {
+                    name: "KIND_CONFIG",
+                    source,
+                })?;
+        }
+        self.set_prefilter(set.prefilter.as_ref())
+    }
+
+    fn set_prefilter(&mut self, pf: Option<&Prefilter>) -> Result<(), ProbeError> {
+        // Turn the filter off while its tables change, so no open is judged by half a filter.
+        self.settings.prefilter_on = 0;
+        self.write_settings()?;
+        let Some(pf) = pf else { return Ok(()) };
+        if pf.suffixes.len() > MAX_SUFFIXES as usize
+            || pf
+                .suffixes
+                .iter()
+                .any(|s| s.len() > SUFFIX_MAX || s.is_empty())
+        {
+            warn!("path prefilter has suffixes the kernel cannot hold: prefilter disabled");
+            return Ok(());
+        }
+        {
+            let mut trie: LpmTrie<_, [u8; PREFIX_MAX], u8> = map(&mut self.ebpf, "PREFIXES")?;
+            let old: Vec<Key<[u8; PREFIX_MAX]>> = trie.keys().filter_map(Result::ok).collect();
+            for k in old {
+                let _ = trie.remove(&k);
+            }
+            for p in &pf.prefixes {
+                let bytes = p.as_bytes();
+                let n = bytes.len().min(PREFIX_MAX);
+                let mut data = [0u8; PREFIX_MAX];
+                data[..n].copy_from_slice(&bytes[..n]);
+                trie.insert(&Key::new((n * 8) as u32, data), 1, 0)
+                    .map_err(|source| ProbeError::Map {
+                        name: "PREFIXES",
+                        source,
+                    })?;
+            }
+        }
+        {
+            let mut suffixes: Array<_, Suffix> = map(&mut self.ebpf, "SUFFIXES")?;
+            for (i, s) in pf.suffixes.iter().enumerate() {
+                suffixes
+                    .set(i as u32, suffix_entry(s.as_bytes()), 0)
+                    .map_err(|source| ProbeError::Map {
+                        name: "SUFFIXES",
+                        source,
+                    })?;
+            }
+        }
+        self.settings.suffix_count = pf.suffixes.len() as u32;
+        self.settings.prefilter_on = 1;
+        self.write_settings()
+    }
+
+    /// Global enforcement dry-run switch (kills become "would kill").
+    pub fn set_dry_run(&mut self, dry_run: bool) -> Result<(), ProbeError> {
+        self.settings.dry_run = u32::from(dry_run);
+        self.write_settings()
+    }
+
+    fn write_settings(&mut self) -> Result<(), ProbeError> {
+        let mut s: Array<_, Settings> = map(&mut self.ebpf, "SETTINGS")?;
+        s.set(0, self.settings, 0)
+            .map_err(|source| ProbeError::Map {
+                name: "SETTINGS",
+                source,
+            })
+    }
+
+    /// The ring buffer, for the reader. Can be taken once.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
+        let m = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or(ProbeError::MissingMap("EVENTS"))?;
+        RingBuf::try_from(m).map_err(|source| ProbeError::Map {
+            name: "EVENTS",
+            source,
+        })
+    }
+
+    /// Drop and filter counters, summed over CPUs.
+    pub fn counters(&self) -> KernelCounters {
+        let mut c = KernelCounters::default();
+        sum_percpu(&self.ebpf, "DROPS", &mut c.drops);
+        sum_percpu(&self.ebpf, "FILTERED", &mut c.filtered);
+        c
+    }
+
+    /// Access to the loaded object, for the enforcement tables.
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+}
+
+/// The kernel's form of a suffix: right-aligned in SUFFIX_MAX bytes, with a mask of the bytes
+/// that count, as native-endian words (the program compares words read from memory).
+fn suffix_entry(s: &[u8]) -> Suffix {
+    let mut pattern = [0u8; SUFFIX_MAX];
+    let mut mask = [0u8; SUFFIX_MAX];
+    let start = SUFFIX_MAX - s.len();
+    pattern[start..].copy_from_slice(s);
+    mask[start..].fill(0xff);
+    let words = |b: &[u8; SUFFIX_MAX]| {
+        let mut w = [0u64; SUFFIX_MAX / 8];
+        for (i, chunk) in b.chunks_exact(8).enumerate() {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(chunk);
+            w[i] = u64::from_ne_bytes(a);
+        }
+        w
+    };
+    Suffix {
+        len: s.len() as u32,
+        _pad: 0,
+        pattern: words(&pattern),
+        mask: words(&mask),
+    }
+}
+
+fn sum_percpu(ebpf: &Ebpf, name: &str, out: &mut [u64]) {
+    let Some(m) = ebpf.map(name) else { return };
+    let Ok(arr) = PerCpuArray::<_, u64>::try_from(m) else {
+        return;
+    };
+    for (i, slot) in out.iter_mut().enumerate() {
+        if let Ok(values) = arr.get(&(i as u32), 0) {
+            *slot = values.iter().sum();
+        }
+    }
+}
+
+fn map<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, ProbeError>
+where
+    T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let m = ebpf.map_mut(name).ok_or(ProbeError::MissingMap(name))?;
+    T::try_from(m).map_err(|source| ProbeError::Map { name, source })
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, ProbeError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let p = ebpf.program_mut(name).ok_or(ProbeError::Program {
+        name,
+        source: aya::programs::ProgramError::UnexpectedProgramType,
+    })?;
+    p.try_into()
+        .map_err(|source| ProbeError::Program { name, source })
+}
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+fn tracepoint_exists(name: &str) -> bool {
+    Path::new(TRACEFS)
+        .join("events/syscalls")
+        .join(name)
+        .exists()
+}
+
+/// Mount tracefs at /sys/kernel/tracing when it is not there (aya reads tracepoint ids from it).
+fn ensure_tracefs() -> Result<(), ProbeError> {
+    if Path::new(TRACEFS).join("events").exists() {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("tracefs"),
+        TRACEFS,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| ProbeError::Tracefs(e.to_string()))?;
+    if Path::new(TRACEFS).join("events").exists() {
+        Ok(())
+    } else {
+        Err(ProbeError::Tracefs(
+            "no events directory after mount".into(),
+        ))
+    }
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Fail early, with the names of what is missing, rather than with a verifier or EPERM
+/// message later.
+fn check_privileges() -> Result<(), ProbeError> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| ProbeError::Privileges(format!("cannot read /proc/self/status: {e}")))?;
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |c: u32| cap_eff & (1u64 << c) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if !has(CAP_BPF) {
+        missing.push("CAP_BPF");
+    }
+    if !has(CAP_PERFMON) {
+        missing.push("CAP_PERFMON");
+    }
+    Err(ProbeError::Privileges(format!(
+        "not root and lacking {}",
+        missing.join(" and ")
+    )))
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; raising it is harmless elsewhere.
+fn raise_memlock() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid pointer.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
+    if ret != 0 {
+        debug!("could not raise RLIMIT_MEMLOCK");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The programs pass the verifier of the running kernel and attach to every tracepoint it
+    /// has. Needs root.
+    #[test]
+    fn programs_load_and_attach_on_this_kernel() {
+        if let Err(e) = check_privileges() {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("CI=true but cannot load eBPF programs: {e}");
+            }
+            eprintln!("skipped: {e}");
+            return;
+        }
+        let mut probe = Probe::load(&ProbeConfig::default()).expect("load and attach");
+        let set = CaptureSet {
+            kinds: [kind::OPENAT].into_iter().collect(),
+            prefilter: Some(Prefilter {
+                prefixes: vec!["/etc/shadow".into()],
+                suffixes: vec!["release_agent".into()],
+            }),
+        };
+        probe.set_capture(&set).expect("configure capture");
+        let c = probe.counters();
+        assert_eq!(c.drops.len(), drop::COUNT as usize);
+    }
+}
