@@ -5,7 +5,10 @@
 pub mod alert;
 pub mod cli;
 pub mod container;
+pub mod daemon;
 pub mod event;
 pub mod probe;
 pub mod process;
+pub mod reader;
 pub mod rules;
+pub mod trace;

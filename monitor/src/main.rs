@@ -1,7 +1,47 @@
-use clap::Parser;
+//! The `monitor` binary: parse the command line, run the chosen command, map errors to exit
+//! codes. Everything else lives in the library.
 
-fn main() -> std::process::ExitCode {
-    let cli = monitor::cli::Cli::parse();
-    eprintln!("{cli:?}: not implemented yet");
-    std::process::ExitCode::from(2)
+use std::process::ExitCode;
+
+use clap::Parser;
+use monitor::cli::{Cli, Command};
+use monitor::daemon::{self, EnvironmentError};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MONITOR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("monitor: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Trace(args) => daemon::trace(args).await,
+            Command::Run(_) => Err(anyhow::anyhow!("run: not wired yet")),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("monitor: {e:#}");
+            if e.downcast_ref::<EnvironmentError>().is_some() {
+                ExitCode::from(daemon::EXIT_ENV)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
 }

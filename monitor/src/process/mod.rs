@@ -1,7 +1,14 @@
 //! The process table: what the monitor knows of every live process, kept by fork, exec and
 //! exit events and seeded from /proc at start.
 
+pub mod path;
+pub mod procfs;
+pub mod table;
+pub mod users;
+
 use std::sync::Arc;
+
+pub use table::{ProcessTable, TableConfig, TableStats};
 
 /// What is known of one process (thread group) at one point of its life. Immutable: an exec
 /// or a chdir makes a new `Process` in the table, so an event keeps the view it was

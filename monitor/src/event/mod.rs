@@ -6,6 +6,9 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub mod decode;
+pub mod names;
+
 use crate::container::ContainerInfo;
 use crate::process::Process;
 
@@ -355,6 +358,7 @@ impl ArgValue {
                 .find(|(v, _)| *v as i64 == *raw)
                 .map(|(_, n)| (*n).to_string())
                 .unwrap_or_else(|| raw.to_string()),
+            ArgValue::Mode(0) => "0".to_string(),
             ArgValue::Mode(m) => format!("0{m:o}"),
             ArgValue::SockAddr(a) => a.to_string(),
             ArgValue::Uid(u) => u.to_string(),
