@@ -46,8 +46,42 @@ pub fn kinds_for(types: &[String]) -> Result<BTreeSet<u16>> {
         .collect()
 }
 
+/// The statistics line printed on SIGUSR1 and at exit: `monitor: stats {json}`.
+fn stats_line(probe: &Probe, table: &ProcessTable, reader: &Reader, events: u64) -> String {
+    let c = probe.counters();
+    let names = ["ringbuf_full", "pending_full", "no_entry", "read_failed"];
+    let fnames = ["disabled", "prefilter", "failed", "self"];
+    let drops: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(c.drops.iter())
+        .map(|(n, v)| (n.to_string(), (*v).into()))
+        .collect();
+    let filtered: serde_json::Map<String, serde_json::Value> = fnames
+        .iter()
+        .zip(c.filtered.iter())
+        .map(|(n, v)| (n.to_string(), (*v).into()))
+        .collect();
+    let j = serde_json::json!({
+        "events": events,
+        "process_table": table.len(),
+        "kernel_lost": c.drops[monitor_common::drop::RINGBUF_FULL as usize],
+        "kernel_drops": drops,
+        "kernel_filtered": filtered,
+        "decode_errors": reader.decode_errors,
+        "seeded_from_proc": table.stats.seeded_from_proc,
+    });
+    format!("monitor: stats {j}")
+}
+
 pub async fn trace(args: TraceArgs) -> Result<()> {
     let kinds = kinds_for(&args.types)?;
+    let shown: Option<BTreeSet<EventType>> = (!args.types.is_empty()).then(|| {
+        EventType::ALL
+            .iter()
+            .copied()
+            .filter(|t| kinds.contains(&t.kind()))
+            .collect()
+    });
     let mut probe = load_probe()?;
     let mut table = ProcessTable::seeded(TableConfig::default());
     probe.set_capture(&CaptureSet {
@@ -55,10 +89,13 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
         prefilter: None,
     })?;
     let mut reader = Reader::new(probe.take_ring()?)?;
+    // Handlers first: a signal that arrives right after `ready` must not kill us.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut int = signal(SignalKind::interrupt())?;
     eprintln!("monitor: tracing, ready");
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut events = 0u64;
     let mut sweep = tokio::time::interval(Duration::from_secs(30));
     let stdout = std::io::stdout();
     let mut batch = Vec::with_capacity(256);
@@ -69,6 +106,10 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
                 let mut out = stdout.lock();
                 for rec in batch.drain(..) {
                     if let Some(ev) = table.apply(rec) {
+                        events += 1;
+                        if shown.as_ref().is_some_and(|s| !s.contains(&ev.ty)) {
+                            continue;
+                        }
                         let line = crate::trace::event_json(&ev);
                         if writeln!(out, "{line}").is_err() {
                             return Ok(()); // stdout closed: the reader of our output is gone
@@ -78,14 +119,11 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
                 let _ = out.flush();
             }
             _ = sweep.tick() => table.sweep(),
+            _ = usr1.recv() => eprintln!("{}", stats_line(&probe, &table, &reader, events)),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
-    let c = probe.counters();
-    eprintln!(
-        "monitor: stopped; kernel drops {:?}, filtered {:?}, decode errors {}",
-        c.drops, c.filtered, reader.decode_errors
-    );
+    eprintln!("{}", stats_line(&probe, &table, &reader, events));
     Ok(())
 }

@@ -1,0 +1,287 @@
+//! End-to-end: `monitor trace` against the real kernel shows what processes do, with the
+//! values a user would check. The test process itself (or its children) performs each action,
+//! and the test finds the event by pid.
+
+use std::ffi::CString;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use e2e::{Monitor, TempDir, can_load_bpf, n, s};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One monitor shared by the tests of this file (loading takes seconds).
+fn monitor() -> MutexGuard<'static, Monitor> {
+    static M: OnceLock<Mutex<Monitor>> = OnceLock::new();
+    M.get_or_init(|| {
+        Mutex::new(Monitor::start(&[
+            "trace",
+            "--types",
+            "execve,openat,connect,ptrace,memfd_create,symlink,symlinkat",
+        ]))
+    })
+    .lock()
+    .unwrap_or_else(|p| p.into_inner())
+}
+
+fn me() -> i64 {
+    i64::from(std::process::id())
+}
+
+fn arg<'a>(v: &'a Value, name: &str) -> &'a str {
+    v.get("evt.arg")
+        .and_then(|a| a.get(name))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+#[test]
+fn exec_shows_pid_parent_exe_and_argv() {
+    if !can_load_bpf() {
+        return;
+    }
+    let mut m = monitor();
+    let child = Command::new("/bin/echo")
+        .args(["e2e-exec-marker", "two words"])
+        .output()
+        .expect("run /bin/echo");
+    assert!(child.status.success());
+    let ev = m
+        .wait_json(WAIT, |v| {
+            s(v, "evt.type") == "execve" && s(v, "proc.args").starts_with("e2e-exec-marker")
+        })
+        .expect("an execve event for /bin/echo");
+    assert_eq!(
+        n(&ev, "proc.ppid"),
+        Some(me()),
+        "parent is the test process: {ev}"
+    );
+    assert_eq!(s(&ev, "proc.exepath"), "/bin/echo");
+    assert_eq!(s(&ev, "proc.name"), "echo");
+    assert_eq!(s(&ev, "proc.exe"), "/bin/echo");
+    assert_eq!(s(&ev, "proc.args"), "e2e-exec-marker two words");
+    assert_eq!(s(&ev, "proc.cmdline"), "echo e2e-exec-marker two words");
+    assert_eq!(s(&ev, "evt.res"), "SUCCESS");
+    assert_ne!(n(&ev, "proc.pid"), Some(me()));
+    assert_eq!(n(&ev, "proc.pid"), n(&ev, "thread.tid"));
+    assert_eq!(s(&ev, "container.id"), "host");
+}
+
+#[test]
+fn openat_relative_to_a_directory_fd_shows_the_absolute_path_and_flags() {
+    if !can_load_bpf() {
+        return;
+    }
+    let dir = TempDir::new("openat");
+    let mut m = monitor();
+    let cdir = CString::new(dir.0.to_str().expect("utf-8 temp path")).expect("no NUL");
+    let name = CString::new("e2e-file.txt").expect("no NUL");
+    // SAFETY: valid C strings; fds closed below.
+    let (dirfd, fd) = unsafe {
+        let dirfd = libc::open(cdir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+        assert!(dirfd >= 0);
+        let fd = libc::openat(
+            dirfd,
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
+            0o640,
+        );
+        assert!(fd >= 0);
+        (dirfd, fd)
+    };
+    let want = format!("{}/e2e-file.txt", dir.0.display());
+    let ev = m
+        .wait_json(WAIT, |v| {
+            s(v, "evt.type") == "openat"
+                && n(v, "proc.pid") == Some(me())
+                && s(v, "fd.name") == want
+        })
+        .expect("an openat event with the absolute path");
+    // SAFETY: closing our own fds.
+    unsafe {
+        libc::close(fd);
+        libc::close(dirfd);
+    }
+    assert_eq!(s(&ev, "fd.nameraw"), "e2e-file.txt");
+    assert_eq!(n(&ev, "fd.num"), Some(i64::from(fd)));
+    assert_eq!(s(&ev, "fd.directory"), dir.0.to_str().unwrap_or_default());
+    assert_eq!(s(&ev, "fd.filename"), "e2e-file.txt");
+    assert_eq!(arg(&ev, "dirfd"), dirfd.to_string());
+    let flags = arg(&ev, "flags");
+    for f in ["O_WRONLY", "O_CREAT", "O_TRUNC"] {
+        assert!(flags.split('|').any(|x| x == f), "{f} missing from {flags}");
+    }
+    assert_eq!(arg(&ev, "mode"), "0640");
+    assert_eq!(ev.get("evt.is_open_write"), Some(&Value::Bool(true)));
+    assert_eq!(ev.get("evt.is_open_read"), Some(&Value::Bool(false)));
+}
+
+#[test]
+fn connect_to_localhost_shows_the_tuple() {
+    if !can_load_bpf() {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let sport = listener.local_addr().expect("addr").port();
+    let mut m = monitor();
+    let stream = TcpStream::connect(("127.0.0.1", sport)).expect("connect");
+    let cport = stream.local_addr().expect("local addr").port();
+    let fd = stream.as_raw_fd();
+    let ev = m
+        .wait_json(WAIT, |v| {
+            s(v, "evt.type") == "connect"
+                && n(v, "proc.pid") == Some(me())
+                && n(v, "fd.sport") == Some(i64::from(sport))
+        })
+        .expect("a connect event");
+    assert_eq!(
+        s(&ev, "fd.name"),
+        format!("127.0.0.1:{cport}->127.0.0.1:{sport}")
+    );
+    assert_eq!(s(&ev, "fd.cip"), "127.0.0.1");
+    assert_eq!(n(&ev, "fd.cport"), Some(i64::from(cport)));
+    assert_eq!(s(&ev, "fd.sip"), "127.0.0.1");
+    assert_eq!(s(&ev, "fd.l4proto"), "tcp");
+    assert_eq!(s(&ev, "fd.type"), "ipv4");
+    assert_eq!(n(&ev, "fd.num"), Some(i64::from(fd)));
+    assert_eq!(arg(&ev, "addr"), format!("127.0.0.1:{sport}"));
+    assert_eq!(n(&ev, "evt.rawres"), Some(0));
+}
+
+#[test]
+fn ptrace_attach_shows_request_and_target() {
+    if !can_load_bpf() {
+        return;
+    }
+    let mut target = Command::new("/bin/sleep").arg("30").spawn().expect("sleep");
+    let tpid = target.id() as i32;
+    let mut m = monitor();
+    // SAFETY: attach to and detach from our own child.
+    let r = unsafe { libc::ptrace(libc::PTRACE_ATTACH, tpid, 0, 0) };
+    assert_eq!(r, 0, "PTRACE_ATTACH failed");
+    let mut status = 0;
+    // SAFETY: waiting for our traced child to stop.
+    unsafe {
+        libc::waitpid(tpid, &mut status, libc::__WALL);
+        libc::ptrace(libc::PTRACE_DETACH, tpid, 0, 0);
+    }
+    let ev = m.wait_json(WAIT, |v| {
+        s(v, "evt.type") == "ptrace"
+            && n(v, "proc.pid") == Some(me())
+            && arg(v, "pid") == tpid.to_string()
+    });
+    let _ = target.kill();
+    let _ = target.wait();
+    let ev = ev.expect("a ptrace event");
+    assert_eq!(arg(&ev, "request"), "PTRACE_ATTACH");
+    assert_eq!(s(&ev, "evt.res"), "SUCCESS");
+}
+
+#[test]
+fn memfd_create_shows_its_name_and_flags() {
+    if !can_load_bpf() {
+        return;
+    }
+    let mut m = monitor();
+    let name = CString::new("e2e-memfd").expect("no NUL");
+    // SAFETY: valid C string; the fd is closed below.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0);
+    let ev = m
+        .wait_json(WAIT, |v| {
+            s(v, "evt.type") == "memfd_create" && n(v, "proc.pid") == Some(me())
+        })
+        .expect("a memfd_create event");
+    // SAFETY: our fd.
+    unsafe { libc::close(fd) };
+    assert_eq!(arg(&ev, "name"), "e2e-memfd");
+    assert_eq!(arg(&ev, "flags"), "MFD_CLOEXEC");
+    assert_eq!(n(&ev, "fd.num"), Some(i64::from(fd)));
+    assert_eq!(s(&ev, "fd.name"), "/memfd:e2e-memfd");
+    assert_eq!(s(&ev, "fd.type"), "memfd");
+}
+
+#[test]
+fn symlink_over_a_file_shows_target_and_link_path() {
+    if !can_load_bpf() {
+        return;
+    }
+    let dir = TempDir::new("symlink");
+    let link = dir.0.join("passwd-link");
+    std::fs::write(&link, b"a file that the link replaces").expect("write file");
+    let mut m = monitor();
+    // `ln -sf` replaces the file with a symlink to /etc/passwd.
+    let st = Command::new("/bin/ln")
+        .arg("-sf")
+        .arg("/etc/passwd")
+        .arg(&link)
+        .status()
+        .expect("ln");
+    assert!(st.success());
+    let want = link.to_str().unwrap_or_default().to_string();
+    let ev = m
+        .wait_json(WAIT, |v| {
+            matches!(s(v, "evt.type"), "symlink" | "symlinkat")
+                && arg(v, "linkpath").starts_with(dir.0.to_str().unwrap_or("?"))
+                && n(v, "evt.rawres") == Some(0)
+        })
+        .expect("a successful symlink event");
+    assert_eq!(arg(&ev, "target"), "/etc/passwd");
+    // ln makes a temporary link and renames it over the file, or links in place.
+    let lp = arg(&ev, "linkpath");
+    assert!(
+        lp == want || lp.starts_with(dir.0.to_str().unwrap_or("?")),
+        "{lp}"
+    );
+    assert_eq!(s(&ev, "proc.name"), "ln");
+    assert_eq!(n(&ev, "proc.ppid"), Some(me()));
+}
+
+#[test]
+fn ten_thousand_short_lived_processes_leave_the_table_no_larger() {
+    if !can_load_bpf() {
+        return;
+    }
+    // Its own monitor: it prints nothing (chroot is rare), and answers SIGUSR1 with stats.
+    let mut m = Monitor::start(&["trace", "--types", "chroot"]);
+    let table_size = |m: &mut Monitor| -> i64 {
+        m.log.retain(|l| !l.contains("monitor: stats"));
+        m.signal(libc::SIGUSR1);
+        let line = m
+            .wait_log(Duration::from_secs(10), "monitor: stats")
+            .expect("a stats line after SIGUSR1");
+        let json: Value =
+            serde_json::from_str(line.split_once("stats ").map(|x| x.1).unwrap_or(""))
+                .expect("stats are JSON");
+        n(&json, "process_table").expect("process_table in stats")
+    };
+    let before = table_size(&mut m);
+    for _ in 0..10_000 {
+        let st = Command::new("/bin/true").status().expect("spawn /bin/true");
+        assert!(st.success());
+    }
+    // Give the reader time to drain the last exits.
+    std::thread::sleep(Duration::from_secs(2));
+    let after = table_size(&mut m);
+    let (_, log) = m.stop();
+    let stats = log
+        .iter()
+        .rev()
+        .find(|l| l.contains("monitor: stats"))
+        .cloned()
+        .unwrap_or_default();
+    // Other processes on the machine come and go meanwhile; 10,000 leaked entries would not
+    // hide in this margin.
+    assert!(
+        after <= before + 25,
+        "table grew from {before} to {after} entries; {stats}"
+    );
+    assert!(
+        stats.contains("\"ringbuf_full\":0"),
+        "events were lost: {stats}"
+    );
+}
