@@ -3,6 +3,18 @@
 //! The event path asks this stage for the `ContainerInfo` of a cgroup id and never waits on a
 //! runtime socket: metadata is fetched asynchronously and the cache is filled behind it.
 
+pub mod cache;
+pub mod cgroup;
+pub mod config;
+pub mod containerd;
+pub mod docker;
+pub mod hierarchy;
+pub mod image;
+pub mod k8s;
+
+pub use cache::{ContainerCache, ContainerMetrics, Lookup, PendingInfo};
+pub use config::ContainerConfig;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
