@@ -129,6 +129,7 @@ pub struct Dockerd {
     socket: PathBuf,
     child: Option<Child>,
     cli: DockerCli,
+    cgroup_parents: std::sync::Mutex<Vec<String>>,
 }
 
 impl Dockerd {
@@ -158,6 +159,7 @@ impl Dockerd {
             socket,
             child: None,
             cli,
+            cgroup_parents: std::sync::Mutex::new(Vec::new()),
         };
         d.spawn()?;
         Ok(d)
@@ -322,6 +324,9 @@ impl Dockerd {
             args.push(format!("{k}={v}"));
         }
         if let Some(parent) = &spec.cgroup_parent {
+            if let Ok(mut parents) = self.cgroup_parents.lock() {
+                parents.push(parent.clone());
+            }
             args.push("--cgroup-parent".into());
             args.push(parent.clone());
         }
@@ -358,6 +363,11 @@ impl Drop for Dockerd {
             let _ = self.cli.run(&args);
         }
         let _ = self.stop();
+        if let Ok(parents) = self.cgroup_parents.lock() {
+            for p in parents.iter() {
+                remove_cgroup_dir(p);
+            }
+        }
     }
 }
 
@@ -391,6 +401,29 @@ pub fn cgroup_id_of_pid(pid: u32) -> Result<u64> {
         .find_map(|l| l.strip_prefix("0::"))
         .context("no cgroup v2 line")?;
     cgroup_id_of(path)
+}
+
+/// Removes the (empty) cgroup directory `path` in every mounted hierarchy, v1 and v2: what
+/// a runtime leaves behind of a `--cgroup-parent` or a containerd namespace.
+pub fn remove_cgroup_dir(path: &str) {
+    let rel = path.trim_matches('/');
+    if rel.is_empty() {
+        return;
+    }
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        if !(post.starts_with("cgroup ") || post.starts_with("cgroup2 ")) {
+            continue;
+        }
+        if let Some(mount) = pre.split_whitespace().nth(4) {
+            let _ = std::fs::remove_dir(Path::new(mount).join(rel));
+        }
+    }
 }
 
 /// Lazily unmounts every mount at or below `dir`, deepest first.

@@ -1,2 +1,3 @@
 //! Harness for the end-to-end tests.
+pub mod containerd;
 pub mod docker;
