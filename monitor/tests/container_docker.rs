@@ -1,7 +1,7 @@
 //! The container stage against a real Docker engine (a private dockerd per test).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use e2e::docker::{Container, Dockerd, RunSpec, cgroup_id_of_pid};
@@ -15,12 +15,63 @@ const IMAGE: &str = "monitor-test/busybox:1.0";
 
 fn config(d: &Dockerd) -> ContainerConfig {
     ContainerConfig {
+        reconcile_interval: Duration::from_millis(200),
+        ..events_only_config(d)
+    }
+}
+
+/// No periodic reconcile within a test's time: what happens comes from the engine's events
+/// and reconnections alone.
+fn events_only_config(d: &Dockerd) -> ContainerConfig {
+    ContainerConfig {
         docker_sockets: vec![d.socket().to_path_buf()],
         containerd_state_dirs: Vec::new(),
-        reconcile_interval: Duration::from_millis(200),
+        reconcile_interval: Duration::from_secs(3600),
         reconnect_max_backoff: Duration::from_millis(200),
         ..ContainerConfig::default()
     }
+}
+
+/// Everything the library logs in this test binary, as text.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || LogSink(sink.clone()))
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Log lines that contain every one of `needles`.
+fn log_lines_with(needles: &[&str]) -> usize {
+    let logs = captured_logs();
+    let text = logs
+        .lock()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .count()
 }
 
 fn unique(prefix: &str) -> String {
@@ -213,7 +264,8 @@ async fn removed_container_is_evicted() {
         ))
         .expect("run");
     let metrics = Arc::new(ContainerMetrics::default());
-    let cache = ContainerCache::start(config(&d), metrics.clone());
+    // The destroy event alone evicts.
+    let cache = ContainerCache::start(events_only_config(&d), metrics.clone());
     let (l, cgroup_id) = lookup_container(&cache, &c).await;
     let pid = c.pid().unwrap();
     assert!(
@@ -254,8 +306,11 @@ async fn engine_outage_degrades_to_ids_and_recovers() {
         .run(&RunSpec::new(&late_name, IMAGE, &["/bin/sleep", "600"]))
         .expect("run");
 
+    captured_logs();
+    let socket = d.socket().display().to_string();
     let metrics = Arc::new(ContainerMetrics::default());
-    let cache = ContainerCache::start(config(&d), metrics.clone());
+    // Recovery must come from the reconnection, not from a periodic retry.
+    let cache = ContainerCache::start(events_only_config(&d), metrics.clone());
     let (l, known_cg) = lookup_container(&cache, &known).await;
     assert!(
         l.resolve_within(Duration::from_secs(10))
@@ -292,7 +347,14 @@ async fn engine_outage_degrades_to_ids_and_recovers() {
         .await,
         "settles without the engine"
     );
-    assert!(metrics.runtime_unreachable.load(Ordering::Relaxed) >= 1);
+    // Several reconnection attempts (backoff at most 200 ms here), one warning.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        log_lines_with(&["WARN", "unreachable", &socket]),
+        1,
+        "the outage is said once"
+    );
+    assert_eq!(metrics.runtime_unreachable.load(Ordering::Relaxed), 1);
 
     // Engine back: the container seen meanwhile gets its metadata.
     d.restart().expect("restart dockerd");
@@ -307,6 +369,60 @@ async fn engine_outage_degrades_to_ids_and_recovers() {
     let info = cache.lookup(late_cg, late_pid).now().clone();
     assert_eq!(info.name.as_deref(), Some(late_name.as_str()));
     assert_eq!(info.image.as_deref(), Some(IMAGE));
+    assert_eq!(log_lines_with(&["INFO", "reachable again", &socket]), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_socket_is_said_once() {
+    captured_logs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("no-such-docker.sock");
+    let cfg = ContainerConfig {
+        docker_sockets: vec![socket.clone()],
+        containerd_state_dirs: Vec::new(),
+        reconnect_max_backoff: Duration::from_millis(50),
+        ..ContainerConfig::default()
+    };
+    let metrics = Arc::new(ContainerMetrics::default());
+    let cache = ContainerCache::start(cfg, metrics.clone());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let socket = socket.display().to_string();
+    assert_eq!(log_lines_with(&["WARN", &socket]), 1);
+    assert_eq!(metrics.runtime_unreachable.load(Ordering::Relaxed), 1);
+    // The host still resolves.
+    let me = std::process::id();
+    assert!(
+        cache
+            .lookup(cgroup_id_of_pid(me).expect("own cgroup"), me)
+            .now()
+            .is_host()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_container_is_evicted_by_reconcile() {
+    let Some(d) = Dockerd::start() else { return };
+    d.busybox_image(IMAGE).expect("import busybox image");
+    let c = d
+        .run(&RunSpec::new(
+            &unique("stopped"),
+            IMAGE,
+            &["/bin/sleep", "600"],
+        ))
+        .expect("run");
+    let cache = ContainerCache::start(config(&d), Arc::new(ContainerMetrics::default()));
+    let (l, _) = lookup_container(&cache, &c).await;
+    assert!(
+        l.resolve_within(Duration::from_secs(10))
+            .await
+            .metadata_complete
+    );
+    // `docker kill` (die, no destroy): its cgroup goes, and so does the entry.
+    d.docker(&["kill", &c.id]).expect("docker kill");
+    assert!(
+        eventually(Duration::from_secs(10), || cache.cached_count() == 0).await,
+        "entry dropped once the container's cgroup is gone"
+    );
 }
 
 /// The pid of a container's init, read from the cgroup (the engine may be down).

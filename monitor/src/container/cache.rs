@@ -334,11 +334,10 @@ impl Inner {
             bump(&self.metrics.cgroups_unresolved);
             return self.classify_pid(&mut st, pid, None);
         };
-        let slot = match classify(&path) {
-            // A hybrid host whose runtime keeps its containers in v1 only.
-            CgroupClass::Host if path == "/" => self.classify_pid(&mut st, pid, Some(cgroup_id)),
-            class => self.slot_for(&mut st, class, Some(cgroup_id)),
-        };
+        // The v2 path decides, the root included: runc and crun put every container in the
+        // v2 hierarchy on hybrid hosts too, and a root id cached as anything but host would
+        // be wrong for all host tasks.
+        let slot = self.slot_for(&mut st, classify(&path), Some(cgroup_id));
         self.by_cgroup
             .write()
             .unwrap_or_else(|e| e.into_inner())
