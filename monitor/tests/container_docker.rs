@@ -194,6 +194,10 @@ async fn container_cgroups_resolve_to_id_and_metadata() {
         }
     }
 
+    // A cgroup id whose task cannot tell (bogus pid) is found by a rescan of the hierarchy.
+    let fresh = ContainerCache::start(config(&d), Arc::new(ContainerMetrics::default()));
+    assert_eq!(fresh.lookup(cgroup_id, u32::MAX).now().full_id, c.id);
+
     // A host process is `host`.
     let me = std::process::id();
     let host = cache.lookup(cgroup_id_of_pid(me).expect("own cgroup id"), me);
@@ -437,4 +441,31 @@ fn late_pid_from_cgroup(c: &Container) -> u32 {
         .next()
         .and_then(|l| l.trim().parse().ok())
         .expect("a pid in the container")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_stage_gives_ids_without_asking() {
+    let Some(d) = Dockerd::start() else { return };
+    d.busybox_image(IMAGE).expect("import busybox image");
+    let c = d
+        .run(&RunSpec::new(
+            &unique("quiet"),
+            IMAGE,
+            &["/bin/sleep", "600"],
+        ))
+        .expect("run");
+    let metrics = Arc::new(ContainerMetrics::default());
+    let cfg = ContainerConfig {
+        enabled: false,
+        ..config(&d)
+    };
+    let cache = ContainerCache::start(cfg, metrics.clone());
+    let (l, _) = lookup_container(&cache, &c).await;
+    assert!(!l.is_pending(), "nothing to wait for");
+    assert_eq!(l.now().full_id, c.id);
+    assert_eq!(l.now().runtime, ContainerRuntime::Docker);
+    assert!(!l.now().metadata_complete);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(metrics.metadata_fetched.load(Ordering::Relaxed), 0);
+    assert_eq!(metrics.metadata_failed.load(Ordering::Relaxed), 0);
 }
