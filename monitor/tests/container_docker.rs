@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use e2e::docker::{Container, Dockerd, RunSpec, cgroup_id_of_pid};
+use e2e::docker::{Container, Dockerd, Rootfs, RunSpec, cgroup_id_of_pid};
 use monitor::container::docker::{self, DockerClient};
 use monitor::container::k8s::K8sLabels;
 use monitor::container::{
@@ -468,4 +468,40 @@ async fn disabled_stage_gives_ids_without_asking() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(metrics.metadata_fetched.load(Ordering::Relaxed), 0);
     assert_eq!(metrics.metadata_failed.load(Ordering::Relaxed), 0);
+}
+
+/// The harness's images can carry dynamically linked host binaries (with their libraries),
+/// for tests that need real programs (e.g. a server) in a container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_carry_host_binaries_with_their_libraries() {
+    let Some(d) = Dockerd::start() else { return };
+    let mut rootfs = Rootfs::busybox().expect("busybox rootfs");
+    let host_env = std::path::Path::new("/usr/bin/env");
+    rootfs
+        .add_host_binary(host_env, "/usr/bin/env")
+        .expect("copy /usr/bin/env");
+    rootfs
+        .add_bytes("/etc/motd", b"made by the harness\n", 0o644)
+        .expect("add file");
+    d.import_image("monitor-test/tools:1", &rootfs)
+        .expect("import");
+    let c = d
+        .run(&RunSpec::new(
+            &unique("tools"),
+            "monitor-test/tools:1",
+            &["/bin/sleep", "600"],
+        ))
+        .expect("run");
+    let out = c
+        .exec(&["/usr/bin/env", "-u", "PATH", "/bin/cat", "/etc/motd"])
+        .expect("exec");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "made by the harness\n"
+    );
 }

@@ -47,18 +47,12 @@ pub fn docker_missing() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("needs root to run dockerd".into());
     }
-    for (bin, pkg) in [
-        ("dockerd", "docker.io"),
-        ("runc", "docker.io (runc)"),
-        ("busybox", "busybox-static"),
+    for (bin, dirs, pkg) in [
+        ("dockerd", "/usr/sbin/dockerd", "docker.io"),
+        ("runc", "/usr/sbin/runc", "runc (a dependency of docker.io)"),
+        ("busybox", "/bin/busybox", "busybox-static"),
     ] {
-        if find_binary(bin, &[]).is_none()
-            && find_binary(
-                bin,
-                &["/usr/sbin/dockerd", "/usr/sbin/runc", "/bin/busybox"],
-            )
-            .is_none()
-        {
+        if find_binary(bin, &[dirs]).is_none() {
             return Some(format!("no `{bin}` binary (apt-get install {pkg})"));
         }
     }
