@@ -3,6 +3,9 @@
 //! Tests that need root (or another facility) call [`require`]: with `CI=true` an unmet need
 //! fails the test with the reason; elsewhere the test is skipped, saying why.
 
+pub mod containerd;
+pub mod docker;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

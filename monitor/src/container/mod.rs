@@ -2,6 +2,32 @@
 //!
 //! The event path asks this stage for the `ContainerInfo` of a cgroup id and never waits on a
 //! runtime socket: metadata is fetched asynchronously and the cache is filled behind it.
+//!
+//! - `cgroup`: which container a cgroup path names (Docker, containerd/CRI, CRI-O, Podman,
+//!   plain containerd; cgroupfs and systemd drivers; v1 and v2 paths).
+//! - `hierarchy`: the v2 mount and the cgroup id (inode) -> path map.
+//! - `docker`: the Engine API client (also Podman's compatible socket).
+//! - `containerd`: containerd task bundles, with the CRI's `io.kubernetes.cri.*` annotations.
+//! - `k8s`: pod name, namespace, uid and labels from the kubelet's labels.
+//! - `cache`: `ContainerCache`, the stage itself; `config`: its configuration.
+//!
+//! `k8s.pod.labels`: a workload container does not carry its pod's labels. They are taken
+//! from container labels named `<k8s_pod_label_prefix><key>` (default prefix
+//! `io.kubernetes.pod.label.`), and on Docker also from the pod's sandbox container
+//! (`io.kubernetes.docker.type=podsandbox`, same `io.kubernetes.pod.uid`), where dockershim
+//! and cri-dockerd put them. containerd bundles do not hold them.
+
+pub mod cache;
+pub mod cgroup;
+pub mod config;
+pub mod containerd;
+pub mod docker;
+pub mod hierarchy;
+pub mod image;
+pub mod k8s;
+
+pub use cache::{ContainerCache, ContainerMetrics, Lookup, PendingInfo};
+pub use config::ContainerConfig;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
