@@ -4,7 +4,11 @@
 
 pub mod alert;
 pub mod cli;
+pub mod config;
 pub mod container;
 pub mod event;
+pub mod metrics;
+pub mod output;
 pub mod process;
 pub mod rules;
+pub mod webserver;
