@@ -12,3 +12,4 @@ pub mod output;
 pub mod process;
 pub mod rules;
 pub mod webserver;
+pub mod reload;
