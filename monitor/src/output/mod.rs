@@ -36,6 +36,8 @@ const RECONFIGURE_DRAIN: Duration = Duration::from_secs(5);
 pub enum OutputError {
     #[error("outputs must be started inside a tokio runtime")]
     NoRuntime,
+    #[error("outputs are shut down")]
+    ShutDown,
     #[error("file_output.filename: cannot open {path}: {source}")]
     FileOpen {
         path: std::path::PathBuf,
@@ -233,6 +235,8 @@ pub struct Outputs {
     runtime: Handle,
     capacity: Mutex<usize>,
     stdout: StdoutFactory,
+    /// Set by `shutdown`: later reloads must not start outputs again.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for Outputs {
@@ -272,6 +276,7 @@ impl Outputs {
             runtime,
             capacity: Mutex::new(cfg.outputs_queue.capacity),
             stdout: Box::new(stdout),
+            closed: AtomicBool::new(false),
         };
         outputs.reconfigure(cfg)?;
         Ok(outputs)
@@ -325,6 +330,9 @@ impl Outputs {
     /// ones start, removed or changed ones get a few seconds to deliver what they hold. On
     /// error nothing changes.
     pub fn reconfigure(&self, cfg: &Config) -> Result<(), OutputError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(OutputError::ShutDown);
+        }
         let _guard = self.runtime.enter();
         let old = self.current();
         let capacity_changed = {
@@ -450,19 +458,26 @@ impl Outputs {
 
     /// Stops taking alerts and lets every output deliver what it holds until `deadline` has
     /// passed; what is still undelivered then is counted as dropped (`reason="shutdown"`) and
-    /// reported.
-    pub async fn shutdown(self, deadline: Duration) -> ShutdownReport {
-        let Outputs {
-            active, workers, ..
-        } = self;
-        // Dropping every sender closes the queues: the workers drain them and stop.
-        drop(active);
-        let workers: Vec<Worker> = workers
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .into_iter()
-            .map(|(_, w)| w)
-            .collect();
+    /// reported. Alerts sent afterwards go nowhere; a second call reports nothing.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.closed.store(true, Ordering::Release);
+        let empty = Arc::new(Active {
+            lanes: Vec::new(),
+            limiter: None,
+            limiter_cfg: RateLimitConfig::default(),
+        });
+        // Dropping every sender closes the queues: the workers drain them and stop. A `send`
+        // racing with this holds its senders only until it returns.
+        let old = match self.active.write() {
+            Ok(mut g) => std::mem::replace(&mut *g, empty),
+            Err(p) => std::mem::replace(&mut *p.into_inner(), empty),
+        };
+        drop(old);
+        let workers: Vec<Worker> =
+            std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .map(|(_, w)| w)
+                .collect();
         drain(workers, deadline).await
     }
 }
@@ -576,6 +591,13 @@ mod tests {
         assert!(second.contains("\"n\":2"));
         let report = outputs.shutdown(Duration::from_secs(1)).await;
         assert_eq!(report.total_lost(), 0);
+        // After shutdown: sending goes nowhere, and a reload cannot start outputs again.
+        outputs.send(alert("r1", 3));
+        assert!(matches!(
+            outputs.reconfigure(&config("")),
+            Err(OutputError::ShutDown)
+        ));
+        assert_eq!(outputs.names(), Vec::<&str>::new());
         let t = metrics.encode();
         assert!(
             t.contains("monitor_output_sent_total{output=\"stdout\"} 2"),
