@@ -14,6 +14,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
-    python3 -m pip install --quiet kubernetes-validate
+    # A Debian-managed Python refuses plain pip installs (PEP 668): retry past that.
+    python3 -m pip install --quiet kubernetes-validate \
+        || python3 -m pip install --quiet --break-system-packages kubernetes-validate
 fi
 echo "ops test dependencies present: rsyslogd, systemd-analyze, kubernetes-validate"
