@@ -173,12 +173,16 @@ pub struct HttpOutputConfig {
     pub user_agent: String,
     /// Accept any server certificate (Falco's name; for tests only).
     pub insecure: bool,
-    /// A PEM file of CA certificates trusted in addition to the built-in web roots.
+    /// A PEM file of CA certificates trusted in addition to the built-in web roots (`""`,
+    /// Falco's default, means none).
+    #[serde(deserialize_with = "empty_is_none")]
     pub ca_cert: Option<PathBuf>,
     pub headers: BTreeMap<String, String>,
     /// Read a bearer token from this file (e.g. a projected service-account token).
+    #[serde(deserialize_with = "empty_is_none")]
     pub token_file: Option<PathBuf>,
     /// Read a bearer token from this environment variable.
+    #[serde(deserialize_with = "empty_is_none")]
     pub token_env: Option<String>,
     /// Time allowed for one request, connection included.
     pub timeout_ms: u64,
@@ -256,6 +260,8 @@ pub struct WebserverConfig {
     pub listen_port: u16,
     pub prometheus_metrics_enabled: bool,
     pub k8s_healthz_endpoint: String,
+    /// Falco's HTTPS switch; not supported here, so `true` is refused rather than ignored.
+    pub ssl_enabled: bool,
 }
 
 impl Default for WebserverConfig {
@@ -266,6 +272,7 @@ impl Default for WebserverConfig {
             listen_port: 8765,
             prometheus_metrics_enabled: true,
             k8s_healthz_endpoint: "/healthz".into(),
+            ssl_enabled: false,
         }
     }
 }
@@ -343,6 +350,16 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error
             "expected a path or a list of paths",
         )),
     }
+}
+
+/// Falco writes "no file" as an empty string (`ca_cert: ""`).
+fn empty_is_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: From<String>,
+{
+    let s: Option<String> = Option::deserialize(d)?;
+    Ok(s.filter(|s| !s.is_empty()).map(T::from))
 }
 
 fn priority<'de, D: Deserializer<'de>>(d: D) -> Result<Priority, D::Error> {
@@ -449,6 +466,12 @@ impl Config {
         }
         self.validate_http()?;
         let ws = &self.webserver;
+        if ws.enabled && ws.ssl_enabled {
+            return Err(ConfigError::invalid(
+                "webserver.ssl_enabled",
+                "HTTPS is not supported by this webserver; serve it on loopback or behind a proxy",
+            ));
+        }
         if !ws.k8s_healthz_endpoint.starts_with('/') {
             return Err(ConfigError::invalid(
                 "webserver.k8s_healthz_endpoint",
@@ -867,6 +890,57 @@ webserver: {listen_port: 9000}
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("http_output.headers.Bad Name:"), "{e}");
+    }
+
+    #[test]
+    fn a_falco_shaped_file_loads_with_warnings_only() {
+        let (c, w) = load(
+            r#"
+rules_file:
+  - /etc/falco/falco_rules.yaml
+  - /etc/falco/rules.d
+load_plugins: []
+watch_config_files: true
+time_format_iso_8601: false
+priority: debug
+json_output: false
+outputs: {rate: 0, max_burst: 1000}
+outputs_queue: {capacity: 0}
+syslog_output: {enabled: true}
+file_output: {enabled: false, keep_alive: false, filename: ./events.txt}
+http_output:
+  enabled: true
+  url: http://some.url
+  user_agent: "falcosecurity/falco"
+  insecure: false
+  ca_cert: ""
+  ca_bundle: ""
+  mtls: false
+  echo: false
+webserver: {enabled: true, threadiness: 0, listen_port: 8765, k8s_healthz_endpoint: /healthz, ssl_enabled: false}
+log_level: info
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.rules_files.len(), 2);
+        assert_eq!(c.http_output.ca_cert, None);
+        assert!(c.syslog_output.enabled);
+        for key in [
+            "load_plugins",
+            "watch_config_files",
+            "time_format_iso_8601",
+            "http_output.ca_bundle",
+            "http_output.mtls",
+            "webserver.threadiness",
+            "log_level",
+            "outputs_queue.capacity",
+        ] {
+            assert!(w.iter().any(|m| m.starts_with(key)), "{key}: {w:?}");
+        }
+        let e = load("webserver: {ssl_enabled: true}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("webserver.ssl_enabled:"), "{e}");
     }
 
     #[test]

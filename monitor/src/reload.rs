@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
@@ -21,8 +21,13 @@ use crate::output::{OutputError, Outputs};
 /// Why a reload was asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReloadReason {
+    /// SIGHUP: reload the configuration and the rules.
     Signal,
+    /// A watched file or directory changed: reload the configuration and the rules.
     Changed(PathBuf),
+    /// SIGUSR1, Falco's signal to close and reopen output files (not a reload): call
+    /// [`Outputs::reopen`].
+    ReopenFiles,
 }
 
 /// What identifies a version of a file (or of a directory's files): a change to any of these
@@ -55,77 +60,122 @@ fn fingerprint(path: &Path) -> Fingerprint {
     out
 }
 
-/// Watches paths and SIGHUP; [`Reloader::next`] yields one request per burst of changes (a
-/// request already waiting absorbs later ones).
+/// Requests not yet taken: at most one reload (they are idempotent, so later ones are
+/// absorbed) and one reopen, kept apart so that neither kind ever hides the other.
+#[derive(Default)]
+struct Pending {
+    reload: Option<ReloadReason>,
+    reopen: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    pending: Mutex<Pending>,
+    notify: Notify,
+    paths: Mutex<Vec<PathBuf>>,
+}
+
+impl Shared {
+    fn post(&self, request: ReloadReason) {
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            match request {
+                ReloadReason::ReopenFiles => p.reopen = true,
+                r => {
+                    p.reload.get_or_insert(r);
+                }
+            }
+        }
+        self.notify.notify_one();
+    }
+}
+
+/// Watches paths, SIGHUP and SIGUSR1; [`Reloader::next`] yields the requests. A burst of
+/// changes yields one reload.
 pub struct Reloader {
-    rx: mpsc::Receiver<ReloadReason>,
-    paths: Arc<Mutex<Vec<PathBuf>>>,
+    shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Reloader {
-    /// Starts watching `paths` every `interval`, and SIGHUP when `sighup` is true. Must be
-    /// called inside a tokio runtime.
-    pub fn start(paths: Vec<PathBuf>, interval: Duration, sighup: bool) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel(1);
-        let paths = Arc::new(Mutex::new(paths));
+    /// Starts watching `paths` every `interval`, and SIGHUP and SIGUSR1 when `signals` is
+    /// true. Must be called inside a tokio runtime.
+    pub fn start(paths: Vec<PathBuf>, interval: Duration, signals: bool) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            paths: Mutex::new(paths),
+            ..Default::default()
+        });
         let mut tasks = Vec::new();
-        if sighup {
-            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-            let tx = tx.clone();
+        if signals {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut hup = signal(SignalKind::hangup())?;
+            let mut usr1 = signal(SignalKind::user_defined1())?;
+            let shared = shared.clone();
             tasks.push(tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    // A full channel means a reload is already pending: nothing is lost.
-                    if let Err(mpsc::error::TrySendError::Closed(_)) =
-                        tx.try_send(ReloadReason::Signal)
-                    {
-                        break;
-                    }
+                loop {
+                    let request = tokio::select! {
+                        Some(()) = hup.recv() => ReloadReason::Signal,
+                        Some(()) = usr1.recv() => ReloadReason::ReopenFiles,
+                        else => break,
+                    };
+                    shared.post(request);
                 }
             }));
         }
-        let watched = paths.clone();
+        let watcher = shared.clone();
         tasks.push(tokio::spawn(async move {
             let mut seen: BTreeMap<PathBuf, Fingerprint> = BTreeMap::new();
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let current: Vec<PathBuf> =
-                    watched.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let current: Vec<PathBuf> = watcher
+                    .paths
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 let mut changed = None;
                 let mut next = BTreeMap::new();
                 for p in current {
                     let fp = fingerprint(&p);
-                    match seen.get(&p) {
-                        Some(old) if *old != fp => {
-                            changed.get_or_insert_with(|| p.clone());
-                        }
-                        _ => {}
+                    if seen.get(&p).is_some_and(|old| *old != fp) {
+                        changed.get_or_insert_with(|| p.clone());
                     }
                     next.insert(p, fp);
                 }
                 seen = next;
-                if let Some(p) = changed
-                    && let Err(mpsc::error::TrySendError::Closed(_)) =
-                        tx.try_send(ReloadReason::Changed(p))
-                {
-                    break;
+                if let Some(p) = changed {
+                    watcher.post(ReloadReason::Changed(p));
                 }
             }
         }));
-        Ok(Reloader { rx, paths, tasks })
+        Ok(Reloader { shared, tasks })
     }
 
     /// Replaces the watched paths (after a reload changed `rules_files`). A path newly added
     /// is compared from its state at the next poll.
     pub fn watch(&self, paths: Vec<PathBuf>) {
-        *self.paths.lock().unwrap_or_else(|p| p.into_inner()) = paths;
+        *self.shared.paths.lock().unwrap_or_else(|p| p.into_inner()) = paths;
     }
 
-    /// The next reload request; `None` once the watchers have stopped.
-    pub async fn next(&mut self) -> Option<ReloadReason> {
-        self.rx.recv().await
+    /// Waits for the next request: a pending reload first, then a pending reopen.
+    pub async fn next(&mut self) -> ReloadReason {
+        loop {
+            {
+                let mut p = self
+                    .shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if let Some(r) = p.reload.take() {
+                    return r;
+                }
+                if std::mem::take(&mut p.reopen) {
+                    return ReloadReason::ReopenFiles;
+                }
+            }
+            self.shared.notify.notified().await;
+        }
     }
 }
 
@@ -183,7 +233,12 @@ impl LiveConfig {
     /// Reads the configuration again without applying it (so that the caller can load the
     /// rules it names first, and give up on both if either is broken).
     pub fn read(&self) -> Result<(Config, Vec<String>), ConfigError> {
-        Config::load(self.path.as_deref(), &self.overrides)
+        let (cfg, mut warnings) = Config::load(self.path.as_deref(), &self.overrides)?;
+        if cfg.webserver != self.current.webserver {
+            warnings
+                .push("webserver: changed settings take effect at the next restart".to_string());
+        }
+        Ok((cfg, warnings))
     }
 
     /// Applies a configuration read by [`LiveConfig::read`] to the outputs; on error the old
@@ -232,7 +287,7 @@ mod tests {
         let got = tokio::time::timeout(Duration::from_secs(5), r.next())
             .await
             .unwrap();
-        assert_eq!(got, Some(ReloadReason::Changed(rules.clone())));
+        assert_eq!(got, ReloadReason::Changed(rules.clone()));
         // Replacing the file by rename (as editors do) is seen too.
         let tmp = dir.path().join("tmp.yaml");
         std::fs::write(&tmp, "json_output: true\n").unwrap();
@@ -240,6 +295,6 @@ mod tests {
         let got = tokio::time::timeout(Duration::from_secs(5), r.next())
             .await
             .unwrap();
-        assert_eq!(got, Some(ReloadReason::Changed(cfg)));
+        assert_eq!(got, ReloadReason::Changed(cfg));
     }
 }

@@ -173,7 +173,7 @@ async fn reload_keeps_the_old_configuration_when_the_new_one_is_broken() {
     let why = tokio::time::timeout(Duration::from_secs(5), reloader.next())
         .await
         .unwrap();
-    assert_eq!(why, Some(ReloadReason::Changed(conf.clone())));
+    assert_eq!(why, ReloadReason::Changed(conf.clone()));
     let e = live.reload(&outputs, &metrics).unwrap_err().to_string();
     assert!(e.contains("not valid YAML"), "{e}");
     // A well-formed file with a bad value names the key.
@@ -196,11 +196,30 @@ async fn reload_keeps_the_old_configuration_when_the_new_one_is_broken() {
     let why = tokio::time::timeout(Duration::from_secs(5), reloader.next())
         .await
         .unwrap();
-    assert_eq!(why, Some(ReloadReason::Signal));
+    assert_eq!(why, ReloadReason::Signal);
     live.reload(&outputs, &metrics).unwrap();
     outputs.send(alert("r", 1));
     assert_eq!(wait_lines(&b, 1).await.len(), 1);
     assert_eq!(lines(&a).len(), 1);
+
+    // SIGUSR1 (Falco's "reopen output files") and SIGHUP together: neither hides the other.
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGUSR1);
+        libc::kill(libc::getpid(), libc::SIGHUP);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let first = tokio::time::timeout(Duration::from_secs(5), reloader.next())
+        .await
+        .unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), reloader.next())
+        .await
+        .unwrap();
+    assert_eq!(
+        (first, second),
+        (ReloadReason::Signal, ReloadReason::ReopenFiles)
+    );
+
     outputs.shutdown(Duration::from_secs(5)).await;
     let text = metrics.encode();
     assert_eq!(
