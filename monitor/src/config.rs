@@ -107,6 +107,18 @@ pub struct SyslogRemoteConfig {
     pub protocol: SyslogProtocol,
 }
 
+/// The syslog message format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogFormat {
+    /// `<PRI>1 TIMESTAMP HOST monitor PID alert - MSG`.
+    #[default]
+    Rfc5424,
+    /// The BSD format glibc's `syslog()` writes (`<PRI>Mmm dd hh:mm:ss monitor[PID]: MSG`),
+    /// for local sockets whose reader does not parse RFC 5424 (e.g. journald).
+    Rfc3164,
+}
+
 /// Falco's `syslog_output`, plus where to send: the local socket, or a remote server when
 /// `remote` is set (only there, so that messages are not stored twice).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -117,6 +129,7 @@ pub struct SyslogOutputConfig {
     pub remote: Option<SyslogRemoteConfig>,
     /// Syslog facility by name (`user`, `daemon`, `local0`...).
     pub facility: String,
+    pub format: SyslogFormat,
 }
 
 impl Default for SyslogOutputConfig {
@@ -126,6 +139,7 @@ impl Default for SyslogOutputConfig {
             socket: PathBuf::from("/dev/log"),
             remote: None,
             facility: "user".into(),
+            format: SyslogFormat::Rfc5424,
         }
     }
 }

@@ -140,3 +140,34 @@ async fn a_missing_socket_counts_failures_and_recovers_when_it_appears() {
     assert!(lines[0].contains("alert number 1"));
     outputs.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bsd_format_on_the_local_socket() {
+    let Some(rs) = Rsyslog::start() else { return };
+    let cfg = config(
+        &format!(
+            "{{enabled: true, socket: {}, facility: daemon, format: rfc3164}}",
+            rs.socket_path().display()
+        ),
+        "",
+    );
+    let outputs = Outputs::start(&cfg, Arc::new(Metrics::new())).unwrap();
+    let mut a = alert("r", 7);
+    a.priority = Priority::Error;
+    outputs.send(a);
+    let lines = rs.wait_for("imuxsock", 1, Duration::from_secs(10)).await;
+    assert_eq!(lines.len(), 1, "{:?}", rs.lines());
+    let f = fields(&lines[0]);
+    let pid = std::process::id().to_string();
+    // daemon = 3, Error = 3; the tag `monitor[PID]:` gives app-name and procid.
+    assert_eq!(
+        (f[1], f[2], f[4], f[5]),
+        ("3", "3", "monitor", pid.as_str())
+    );
+    assert!(
+        f[7].ends_with("Error alert number 7 (proc.name=bash)"),
+        "{}",
+        f[7]
+    );
+    outputs.shutdown(Duration::from_secs(5)).await;
+}

@@ -10,7 +10,7 @@ use tokio::net::{TcpStream, UdpSocket, UnixDatagram};
 
 use super::{DeliveryError, Format, OutputError};
 use crate::alert::Alert;
-use crate::config::{SyslogOutputConfig, SyslogProtocol};
+use crate::config::{SyslogFormat, SyslogOutputConfig, SyslogProtocol};
 
 const APP_NAME: &str = "monitor";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,6 +27,38 @@ pub fn format_rfc5424(facility: u8, alert: &Alert, pid: u32, msg: &str) -> Strin
     };
     let host = header_field(&alert.hostname, 255);
     format!("<{pri}>1 {ts} {host} {APP_NAME} {pid} alert - {msg}")
+}
+
+/// Formats one message in the BSD format (RFC 3164) as glibc's `syslog()` writes it: local
+/// time without a year, then `monitor[PID]:`; remote messages also carry the host name.
+pub fn format_rfc3164(facility: u8, alert: &Alert, pid: u32, msg: &str, with_host: bool) -> String {
+    let pri = u32::from(facility) * 8 + u32::from(alert.priority.syslog_severity());
+    let ts = bsd_timestamp((alert.time_ns / 1_000_000_000) as i64);
+    if with_host {
+        let host = header_field(&alert.hostname, 255);
+        format!("<{pri}>{ts} {host} {APP_NAME}[{pid}]: {msg}")
+    } else {
+        format!("<{pri}>{ts} {APP_NAME}[{pid}]: {msg}")
+    }
+}
+
+/// `Mmm dd hh:mm:ss` in local time (the day space-padded), as RFC 3164 has it.
+fn bsd_timestamp(secs: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let t = secs as libc::time_t;
+    // SAFETY: `tm` is plain data that localtime_r fills; both pointers are valid for the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if !ok {
+        return "Jan  1 00:00:00".to_string();
+    }
+    let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("Jan");
+    format!(
+        "{month} {:>2} {:02}:{:02}:{:02}",
+        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
+    )
 }
 
 /// A header field: printable US-ASCII without spaces, at most `max` characters, `-` if empty.
@@ -57,6 +89,7 @@ enum Transport {
 pub struct SyslogSink {
     transport: Transport,
     facility: u8,
+    syslog_format: SyslogFormat,
     format: Format,
     pid: u32,
 }
@@ -86,13 +119,21 @@ impl SyslogSink {
         Ok(SyslogSink {
             transport,
             facility,
+            syslog_format: cfg.format,
             format,
             pid: std::process::id(),
         })
     }
 
     pub async fn deliver(&mut self, alert: &Alert) -> Result<(), DeliveryError> {
-        let msg = format_rfc5424(self.facility, alert, self.pid, &self.format.render(alert));
+        let text = self.format.render(alert);
+        let msg = match self.syslog_format {
+            SyslogFormat::Rfc5424 => format_rfc5424(self.facility, alert, self.pid, &text),
+            SyslogFormat::Rfc3164 => {
+                let remote = !matches!(self.transport, Transport::Local { .. });
+                format_rfc3164(self.facility, alert, self.pid, &text, remote)
+            }
+        };
         // One retry on a fresh connection: the daemon may have restarted since the last alert.
         match self.send_once(&msg).await {
             Ok(()) => Ok(()),
@@ -214,5 +255,10 @@ mod tests {
             "<154>1 2024-02-29T12:34:56.123456Z node1 monitor 42 alert - hello"
         );
         assert_eq!(header_field("", 10), "-");
+        let bsd = format_rfc3164(19, &a, 42, "hello", false);
+        assert!(bsd.starts_with("<154>Feb "), "{bsd}");
+        assert!(bsd.ends_with(" monitor[42]: hello"), "{bsd}");
+        assert_eq!(bsd.len(), "<154>Feb 29 12:34:56 monitor[42]: hello".len());
+        assert!(format_rfc3164(19, &a, 42, "hello", true).contains(" node1 monitor[42]: "));
     }
 }
