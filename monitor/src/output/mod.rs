@@ -334,13 +334,10 @@ impl Outputs {
             return Err(OutputError::ShutDown);
         }
         let _guard = self.runtime.enter();
+        // One reconfiguration at a time; `capacity` is only written once this one succeeds.
+        let mut capacity = self.capacity.lock().unwrap_or_else(|p| p.into_inner());
+        let capacity_changed = *capacity != cfg.outputs_queue.capacity;
         let old = self.current();
-        let capacity_changed = {
-            let mut cap = self.capacity.lock().unwrap_or_else(|p| p.into_inner());
-            let changed = *cap != cfg.outputs_queue.capacity;
-            *cap = cfg.outputs_queue.capacity;
-            changed
-        };
         let mut lanes = Vec::new();
         let mut started = Vec::new();
         for spec in Spec::from_config(cfg) {
@@ -401,6 +398,8 @@ impl Outputs {
         }
         drop(workers);
         drop(removed);
+        *capacity = cfg.outputs_queue.capacity;
+        drop(capacity);
         if !retired.is_empty() {
             self.runtime.spawn(async move {
                 let report = drain(retired, RECONFIGURE_DRAIN).await;
@@ -641,6 +640,45 @@ mod tests {
             t.contains("monitor_output_queue_depth{output=\"stdout\"} 0"),
             "{t}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_reconfigure_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.txt");
+        let file_cfg = |path: &std::path::Path, cap: usize| {
+            config(&format!(
+                "stdout_output: {{enabled: false}}\noutputs_queue: {{capacity: {cap}}}\nfile_output: {{enabled: true, keep_alive: true, filename: {}}}\n",
+                path.display()
+            ))
+        };
+        let metrics = Arc::new(Metrics::new());
+        let outputs = Outputs::start(&file_cfg(&a, 10), metrics).unwrap();
+        let bad = file_cfg(std::path::Path::new("/nonexistent-dir/x.txt"), 20);
+        assert!(matches!(
+            outputs.reconfigure(&bad),
+            Err(OutputError::FileOpen { .. })
+        ));
+        outputs.send(alert("r", 0));
+        // Same settings as before the failure: the lane is kept, not rebuilt.
+        let before = Arc::as_ptr(&outputs.current().lanes[0]);
+        outputs.reconfigure(&file_cfg(&a, 10)).unwrap();
+        assert_eq!(Arc::as_ptr(&outputs.current().lanes[0]), before);
+        // A new capacity rebuilds it.
+        outputs.reconfigure(&file_cfg(&a, 30)).unwrap();
+        assert_ne!(Arc::as_ptr(&outputs.current().lanes[0]), before);
+        outputs.send(alert("r", 1));
+        assert_eq!(outputs.names(), vec!["file"]);
+        assert_eq!(
+            outputs.shutdown(Duration::from_secs(5)).await.total_lost(),
+            0
+        );
+        // The rebuilt lane's predecessor drains in the background; give it a moment.
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::read_to_string(&a).unwrap().lines().count() < 2 {
+            assert!(std::time::Instant::now() < until);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]
