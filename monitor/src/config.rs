@@ -1042,6 +1042,20 @@ log_level: info
     }
 
     #[test]
+    fn config_check_subcommand_parses() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            cmd: ConfigCommand,
+        }
+        let cli = Cli::try_parse_from(["config", "check", "-c", "/x.yaml", "-o", "a.b=1"]).unwrap();
+        let ConfigCommand::Check { config, options } = cli.cmd;
+        assert_eq!(config.as_deref(), Some(Path::new("/x.yaml")));
+        assert_eq!(options, vec!["a.b=1".to_string()]);
+    }
+
+    #[test]
     fn check_finds_missing_files() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("monitor.yaml");
