@@ -4,11 +4,16 @@
 
 pub mod alert;
 pub mod cli;
+pub mod config;
 pub mod container;
 pub mod daemon;
 pub mod event;
+pub mod metrics;
+pub mod output;
 pub mod probe;
 pub mod process;
 pub mod reader;
+pub mod reload;
 pub mod rules;
 pub mod trace;
+pub mod webserver;

@@ -5,6 +5,7 @@
 
 pub mod containerd;
 pub mod docker;
+pub mod receivers;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
