@@ -145,6 +145,14 @@ impl<'m> Compiler<'m> {
                 });
             }
         }
+        // Host names are resolved in the background; register them now.
+        if lhs.def.name.starts_with("fd.") && lhs.def.name.ends_with("ip.name") {
+            match &c.rhs {
+                AstRhs::Value { value, .. } => super::dns::register(value),
+                AstRhs::List { items, .. } => items.iter().for_each(|i| super::dns::register(i)),
+                _ => {}
+            }
+        }
         let ty = lhs.ty();
         if !op_allowed(ty, c.op) {
             return Err(err(

@@ -291,6 +291,24 @@ fn tuple_port(e: &Event, pick: fn(&crate::event::SocketTuple) -> (IpAddr, u16)) 
         .unwrap_or(Value::Missing)
 }
 
+/// The host names registered by rules that resolve to the chosen IP of the event's socket.
+fn dns_names(e: &Event, pick: fn(&crate::event::SocketTuple) -> (IpAddr, u16)) -> Value<'_> {
+    let Some(t) = fd(e).and_then(|f| f.tuple.as_ref()) else {
+        return Value::Missing;
+    };
+    let names = super::dns::names_of(&pick(t).0);
+    match names.len() {
+        0 => Value::Missing,
+        1 => Value::Str(Cow::Owned(names[0].to_string())),
+        _ => Value::Many(
+            names
+                .iter()
+                .map(|n| Value::Str(Cow::Owned(n.to_string())))
+                .collect(),
+        ),
+    }
+}
+
 fn both_ips(e: &Event) -> Value<'_> {
     fd(e)
         .and_then(|f| f.tuple.as_ref())
@@ -1072,34 +1090,34 @@ pub static FIELDS: &[FieldDef] = &[
     field!(
         "fd.cip.name",
         Str,
-        false,
+        true,
         None,
-        "DNS name of the client IP (not resolved)",
-        |_, _| Value::Missing
+        "names compared in rules that resolve to the client IP",
+        |e, _| dns_names(e, |t| t.client())
     ),
     field!(
         "fd.sip.name",
         Str,
-        false,
+        true,
         None,
-        "DNS name of the server IP (not resolved)",
-        |_, _| Value::Missing
+        "names compared in rules that resolve to the server IP",
+        |e, _| dns_names(e, |t| t.server())
     ),
     field!(
         "fd.lip.name",
         Str,
-        false,
+        true,
         None,
-        "DNS name of the local IP (not resolved)",
-        |_, _| Value::Missing
+        "names compared in rules that resolve to the local IP",
+        |e, _| dns_names(e, |t| t.local)
     ),
     field!(
         "fd.rip.name",
         Str,
-        false,
+        true,
         None,
-        "DNS name of the remote IP (not resolved)",
-        |_, _| Value::Missing
+        "names compared in rules that resolve to the remote IP",
+        |e, _| dns_names(e, |t| t.remote)
     ),
     field!(
         "fd.l4proto",

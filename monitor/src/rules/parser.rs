@@ -515,6 +515,11 @@ impl<'a> Parser<'a> {
                         None => return Err(self.err("\\x must be followed by two hex digits")),
                     }
                 }
+                // Other escapes keep their backslash (Falco's own sandbox rules use "\ ").
+                other if other != b'"' && other != b'\'' => {
+                    self.pos -= 1;
+                    b'\\'
+                }
                 _ => {
                     self.pos -= 2;
                     return Err(self.err(format!(
