@@ -15,11 +15,15 @@ pub mod locate;
 pub mod output;
 pub mod parser;
 pub mod prefilter;
+#[doc(hidden)]
+pub mod testkit;
 
 #[cfg(test)]
 mod engine_tests;
 #[cfg(test)]
 mod parser_tests;
+#[cfg(test)]
+mod stable_rules_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
