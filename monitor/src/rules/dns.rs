@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -40,8 +41,19 @@ fn table() -> &'static RwLock<Table> {
     T.get_or_init(RwLock::default)
 }
 
+static RESOLVE: AtomicBool = AtomicBool::new(true);
+
+/// Turns background resolution of registered names on or off (fuzzing and benchmarks must not
+/// send DNS queries for made-up names).
+pub fn set_resolution(on: bool) {
+    RESOLVE.store(on, Ordering::Relaxed);
+}
+
 /// Registers `name` for resolution (starting the resolver thread on first use).
 pub fn register(name: &str) {
+    if !RESOLVE.load(Ordering::Relaxed) {
+        return;
+    }
     {
         let Ok(mut t) = table().write() else { return };
         if t.names.contains_key(name) {

@@ -765,7 +765,8 @@ impl State {
         let mut list_used = vec![false; resolved.len()];
         // Macros: substitute lists, parse.
         let mut parsed_macros: HashMap<String, (Expr, usize)> = HashMap::new();
-        let mut sources: Vec<Text> = Vec::new();
+        // Condition texts after list substitution, with the map back to the text as written.
+        let mut sources: Vec<(Text, OffsetMap)> = Vec::new();
         for mac in &self.macros {
             let (text, map) = substitute_lists(&mac.cond.text, &resolved, &mut list_used);
             let tree = parser::parse(&text).map_err(|e| {
@@ -775,12 +776,7 @@ impl State {
                     format!("macro '{}': syntax error: {}", mac.name, e.message),
                 )
             })?;
-            let mut t = mac.cond.clone();
-            t.text = text;
-            sources.push(Text {
-                pieces: remap(&mac.cond, &map),
-                ..t
-            });
+            sources.push((mac.cond.clone(), map));
             parsed_macros.insert(mac.name.clone(), (tree, sources.len() - 1));
         }
         // Macros may not refer to themselves, directly or not.
@@ -805,10 +801,7 @@ impl State {
                 )
             })?;
             collect_macro_refs(&tree, &parsed_macros, &mut macro_used);
-            sources.push(Text {
-                text: text.clone(),
-                pieces: remap(&cond, &map),
-            });
+            sources.push((cond.clone(), map));
             let src_id = sources.len() - 1;
             let mut c = Compiler::new(&table);
             let node = match c.compile(&tree, src_id) {
@@ -827,10 +820,10 @@ impl State {
                         });
                         continue;
                     }
-                    let t = &sources[e.src];
+                    let (t, map) = &sources[e.src];
                     return Err(located(
                         t,
-                        e.offset,
+                        map_offset(map, e.offset),
                         format!("rule '{}': {}", r.name, e.kind),
                     ));
                 }
@@ -949,7 +942,7 @@ fn collect_macro_refs(e: &Expr, known: &HashMap<String, (Expr, usize)>, out: &mu
 fn check_macro_cycles(
     macros: &[MacroDef],
     parsed: &HashMap<String, (Expr, usize)>,
-    sources: &[Text],
+    sources: &[(Text, OffsetMap)],
 ) -> Result<(), LoadError> {
     // Depth-first search with colours: 1 = on the stack, 2 = done.
     let mut colour: HashMap<&str, u8> = HashMap::new();
@@ -980,7 +973,7 @@ fn check_macro_cycles(
     for m in macros {
         if let Some(cycle) = visit(m.name.as_str(), parsed, &mut colour) {
             let src = parsed.get(&cycle).map(|(_, s)| *s).unwrap_or(0);
-            let t = sources.get(src).cloned().unwrap_or_default();
+            let t = sources.get(src).map(|s| s.0.clone()).unwrap_or_default();
             return Err(located(
                 &t,
                 0,
@@ -1019,17 +1012,6 @@ fn map_offset(map: &OffsetMap, offset: usize) -> usize {
         .copied()
         .or_else(|| map.last().copied())
         .unwrap_or(0)
-}
-
-/// Pieces of `t` re-expressed in offsets of the substituted text.
-fn remap(t: &Text, map: &OffsetMap) -> Vec<Piece> {
-    t.pieces
-        .iter()
-        .map(|p| Piece {
-            at: map.iter().position(|o| *o >= p.at).unwrap_or(map.len()),
-            ..p.clone()
-        })
-        .collect()
 }
 
 /// Falco's textual list substitution (rule_loader_compiler.cpp, resolve_list), in definition
