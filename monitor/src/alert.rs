@@ -238,7 +238,10 @@ mod tests {
     #[test]
     fn priorities_parse_like_falco() {
         assert_eq!("WARNING".parse::<Priority>().ok(), Some(Priority::Warning));
-        assert_eq!("info".parse::<Priority>().ok(), Some(Priority::Informational));
+        assert_eq!(
+            "info".parse::<Priority>().ok(),
+            Some(Priority::Informational)
+        );
         assert!("loud".parse::<Priority>().is_err());
         assert!(Priority::Critical < Priority::Notice);
     }

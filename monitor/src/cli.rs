@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "monitor", version, about = "Runtime security monitor (eBPF, Falco rules)")]
+#[command(
+    name = "monitor",
+    version,
+    about = "Runtime security monitor (eBPF, Falco rules)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -293,11 +293,9 @@ impl EventType {
             Execve | Execveat | Clone | Clone3 | Fork | Vfork | Procexit | Chdir | Fchdir
             | Setuid | Setgid | Setresuid | Setresgid | Capset | Ptrace | Setns | Unshare
             | Chroot => "process",
-            Open | Openat | Openat2 | Creat | Unlink | Unlinkat | Rename | Renameat
-            | Renameat2 | Mkdir | Mkdirat | Rmdir | Chmod | Fchmod | Fchmodat | Link | Linkat
-            | Symlink | Symlinkat | Dup | Dup2 | Dup3 | Close | MemfdCreate | Userfaultfd => {
-                "file"
-            }
+            Open | Openat | Openat2 | Creat | Unlink | Unlinkat | Rename | Renameat | Renameat2
+            | Mkdir | Mkdirat | Rmdir | Chmod | Fchmod | Fchmodat | Link | Linkat | Symlink
+            | Symlinkat | Dup | Dup2 | Dup3 | Close | MemfdCreate | Userfaultfd => "file",
             Socket | Connect | Accept | Accept4 | Bind | Listen => "net",
             Sendto | Sendmsg | Recvfrom | Recvmsg => "IO",
             Mount | Umount2 | InitModule | FinitModule | Bpf => "system",
@@ -325,9 +323,15 @@ pub enum ArgValue {
     /// A path made absolute (Falco's `PT_FSPATH`/`PT_FSRELPATH` after resolution).
     Path(String),
     /// A bit set with its symbolic names (rendered `O_RDONLY|O_CLOEXEC`).
-    Flags { raw: u64, names: &'static [(u64, &'static str)] },
+    Flags {
+        raw: u64,
+        names: &'static [(u64, &'static str)],
+    },
     /// A value out of an enumeration (ptrace request, socket domain...).
-    Enum { raw: i64, names: &'static [(u64, &'static str)] },
+    Enum {
+        raw: i64,
+        names: &'static [(u64, &'static str)],
+    },
     /// File mode bits, rendered in octal as Falco does (`0755`).
     Mode(u32),
     /// A socket address or tuple, rendered as Falco does (`1.2.3.4:80`, `/run/x.sock`).
@@ -466,10 +470,18 @@ pub struct SocketTuple {
 
 impl SocketTuple {
     pub fn client(&self) -> (IpAddr, u16) {
-        if self.local_is_server { self.remote } else { self.local }
+        if self.local_is_server {
+            self.remote
+        } else {
+            self.local
+        }
     }
     pub fn server(&self) -> (IpAddr, u16) {
-        if self.local_is_server { self.local } else { self.remote }
+        if self.local_is_server {
+            self.local
+        } else {
+            self.remote
+        }
     }
 }
 
@@ -576,12 +588,10 @@ impl FdInfo {
     /// `fd.filename`: the last component of a file path.
     pub fn filename(&self) -> Option<&str> {
         match self.kind {
-            FdKind::File | FdKind::Directory | FdKind::Memfd => {
-                Some(match self.name.rfind('/') {
-                    Some(i) => &self.name[i + 1..],
-                    None => self.name.as_str(),
-                })
-            }
+            FdKind::File | FdKind::Directory | FdKind::Memfd => Some(match self.name.rfind('/') {
+                Some(i) => &self.name[i + 1..],
+                None => self.name.as_str(),
+            }),
             _ => None,
         }
     }

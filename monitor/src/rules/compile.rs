@@ -324,7 +324,7 @@ pub fn parse_num(v: &str) -> Option<i128> {
 
 fn hex_bytes(v: &str) -> Option<Vec<u8>> {
     let v = v.as_bytes();
-    if v.len() % 2 != 0 {
+    if !v.len().is_multiple_of(2) {
         return None;
     }
     v.chunks(2)

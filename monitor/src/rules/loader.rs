@@ -887,7 +887,7 @@ impl State {
             let used_by_list = self
                 .lists
                 .iter()
-                .any(|o| o.items.iter().any(|it| *it == l.name));
+                .any(|o| o.items.contains(&l.name));
             if !list_used[i] && !used_by_list {
                 self.warnings.push(Warning {
                     file: l.file.to_string(),
