@@ -211,11 +211,20 @@ impl<'m> Compiler<'m> {
                 "modifiers apply to string operators only".into(),
             ));
         }
+        let fast = if lhs.transforms.is_empty()
+            && lhs.arg == super::fields::FieldArg::None
+            && !matches!(rhs, Rhs::Field(_))
+        {
+            super::fields::fast(lhs.def.name)
+        } else {
+            None
+        };
         Ok(Node::Check(Box::new(Check {
             lhs,
             op: c.op,
             modifier: c.modifier,
             rhs,
+            fast,
         })))
     }
 }

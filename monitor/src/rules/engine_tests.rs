@@ -578,3 +578,49 @@ fn operators_and_types() {
     assert!(Filter::compile("fd.net = notanet").is_err());
     assert!(Filter::compile("proc.name regex '('").is_err());
 }
+
+#[test]
+fn fast_readers_agree_with_the_registry() {
+    use super::fields::{FIELDS, Fast, FieldArg, Value, fast};
+    let events = [
+        Ev::open("/etc/shadow", O_WRONLY).build(),
+        Ev::open("/", 0)
+            .container("nginx")
+            .k8s_namespace("prod")
+            .privileged()
+            .build(),
+        Ev::exec("/bin/bash", &["-c", "id"]).parents(&[]).build(),
+        Ev::exec("", &[]).with_proc(|p| p.cwd.clear()).build(),
+        Ev::socket_fd(
+            EventType::Connect,
+            ("10.0.0.1", 1),
+            ("10.0.0.2", 2),
+            crate::event::L4Proto::Tcp,
+        )
+        .build(),
+        Ev::new(EventType::Close).build(),
+    ];
+    let mut n = 0;
+    for def in FIELDS {
+        let Some(f) = fast(def.name) else { continue };
+        n += 1;
+        for ev in &events {
+            let slow = (def.extract)(ev, &FieldArg::None);
+            let same = match (f, &slow) {
+                (Fast::Str(g), Value::Str(s)) => g(ev) == Some(s.as_ref()),
+                (Fast::Str(g), Value::Missing) => g(ev).is_none(),
+                (Fast::Num(g), Value::Int(i)) => g(ev) == Some(i128::from(*i)),
+                (Fast::Num(g), Value::Uint(u)) => g(ev) == Some(i128::from(*u)),
+                (Fast::Num(g), Value::Bool(b)) => g(ev) == Some(i128::from(*b)),
+                (Fast::Num(g), Value::Missing) => g(ev).is_none(),
+                _ => false,
+            };
+            assert!(
+                same,
+                "{}: fast reader disagrees with {slow:?} on {ev:?}",
+                def.name
+            );
+        }
+    }
+    assert!(n >= 30, "only {n} fast readers");
+}

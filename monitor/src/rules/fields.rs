@@ -1565,3 +1565,86 @@ pub enum FieldError {
     #[error("field '{field}' {why}")]
     BadArg { field: String, why: String },
 }
+
+/// Direct readers for the plain fields rules use most, returning the value in registers.
+/// They must agree with the registry's extractors (a test checks they do).
+#[derive(Clone, Copy)]
+pub enum Fast {
+    Str(for<'a> fn(&'a Event) -> Option<&'a str>),
+    /// Integers and booleans (as 0/1).
+    Num(fn(&Event) -> Option<i128>),
+}
+
+impl std::fmt::Debug for Fast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fast::Str(_) => "Fast::Str",
+            Fast::Num(_) => "Fast::Num",
+        })
+    }
+}
+
+fn ne(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn typechar_str(k: FdKind) -> &'static str {
+    const LETTERS: &str = "fd46upeslitnbmo";
+    let c = k.typechar();
+    match LETTERS.find(c) {
+        Some(i) => &LETTERS[i..i + 1],
+        None => "o",
+    }
+}
+
+fn port(e: &Event, pick: fn(&crate::event::SocketTuple) -> (IpAddr, u16)) -> Option<i128> {
+    fd(e)
+        .and_then(|f| f.tuple.as_ref())
+        .map(|t| i128::from(pick(t).1))
+}
+
+/// The fast reader of a field used without argument or transformer, if it has one.
+pub fn fast(name: &str) -> Option<Fast> {
+    Some(match name {
+        "proc.name" => Fast::Str(|e| ne(&e.process.name)),
+        "proc.exe" => Fast::Str(|e| ne(&e.process.exe)),
+        "proc.exepath" => Fast::Str(|e| ne(&e.process.exepath)),
+        "proc.cwd" => Fast::Str(|e| ne(&e.process.cwd)),
+        "proc.pname" => Fast::Str(|e| parent(e).and_then(|p| ne(&p.name))),
+        "proc.pexe" => Fast::Str(|e| parent(e).and_then(|p| ne(&p.exe))),
+        "proc.pexepath" => Fast::Str(|e| parent(e).and_then(|p| ne(&p.exepath))),
+        "fd.name" => Fast::Str(|e| fd(e).map(|f| f.name.as_str())),
+        "fd.nameraw" => Fast::Str(|e| fd(e).map(|f| f.nameraw.as_str())),
+        "fd.directory" => Fast::Str(|e| fd(e).and_then(|f| f.directory())),
+        "fd.filename" => Fast::Str(|e| fd(e).and_then(|f| f.filename())),
+        "fd.typechar" => Fast::Str(|e| fd(e).map(|f| typechar_str(f.kind))),
+        "fd.type" => Fast::Str(|e| fd(e).map(|f| f.kind.name())),
+        "fd.l4proto" => Fast::Str(|e| fd(e).and_then(|f| f.tuple.as_ref()).map(|t| t.proto.name())),
+        "container.id" => Fast::Str(|e| Some(e.container.id.as_str())),
+        "container.image" => Fast::Str(|e| e.container.image.as_deref()),
+        "container.image.repository" => Fast::Str(|e| e.container.image_repository.as_deref()),
+        "container.name" => Fast::Str(|e| e.container.name.as_deref()),
+        "user.name" => Fast::Str(|e| Some(&e.user.name)),
+        "evt.type" => Fast::Str(|e| Some(e.ty.name())),
+        "k8s.ns.name" => Fast::Str(|e| e.container.k8s.as_ref().map(|k| k.ns_name.as_str())),
+        "evt.num" => Fast::Num(|e| Some(i128::from(e.num))),
+        "evt.rawres" => Fast::Num(|e| Some(i128::from(e.res))),
+        "fd.num" => Fast::Num(|e| fd(e).map(|f| i128::from(f.num))),
+        "proc.tty" => Fast::Num(|e| Some(i128::from(e.process.tty))),
+        "proc.pid" => Fast::Num(|e| Some(i128::from(e.process.pid))),
+        "proc.vpid" => Fast::Num(|e| Some(i128::from(e.process.vpid))),
+        "user.uid" => Fast::Num(|e| Some(i128::from(e.user.uid))),
+        "user.loginuid" => Fast::Num(|e| Some(i128::from(e.user.loginuid))),
+        "evt.is_open_read" => Fast::Num(|e| Some(i128::from(e.is_open_read()))),
+        "evt.is_open_write" => Fast::Num(|e| Some(i128::from(e.is_open_write()))),
+        "proc.is_exe_upper_layer" => Fast::Num(|e| Some(i128::from(e.process.exe_upper_layer))),
+        "proc.is_exe_from_memfd" => Fast::Num(|e| Some(i128::from(e.process.exe_from_memfd))),
+        "container.privileged" => Fast::Num(|e| e.container.privileged.map(i128::from)),
+        "fd.name_changed" => Fast::Num(|e| fd(e).map(|f| i128::from(f.name_changed))),
+        "fd.sport" => Fast::Num(|e| port(e, |t| t.server())),
+        "fd.cport" => Fast::Num(|e| port(e, |t| t.client())),
+        "fd.lport" => Fast::Num(|e| port(e, |t| t.local)),
+        "fd.rport" => Fast::Num(|e| port(e, |t| t.remote)),
+        _ => return None,
+    })
+}

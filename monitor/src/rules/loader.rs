@@ -884,10 +884,7 @@ impl State {
             }
         }
         for (i, l) in self.lists.iter().enumerate() {
-            let used_by_list = self
-                .lists
-                .iter()
-                .any(|o| o.items.contains(&l.name));
+            let used_by_list = self.lists.iter().any(|o| o.items.contains(&l.name));
             if !list_used[i] && !used_by_list {
                 self.warnings.push(Warning {
                     file: l.file.to_string(),

@@ -106,7 +106,8 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn new(p: loader::RuleParts) -> Rule {
+    fn new(mut p: loader::RuleParts) -> Rule {
+        p.node = p.node.optimize();
         let mut missing = BTreeSet::new();
         p.node.visit_accessors(&mut |a| {
             if !a.def.provided {
@@ -369,7 +370,7 @@ impl Filter {
         with_big_stack(|| {
             let tree = parser::parse(condition)?;
             let mut c = compile::Compiler::new(&compile::NoMacros);
-            let node = c.compile(&tree, 0)?;
+            let node = c.compile(&tree, 0)?.optimize();
             Ok(Filter { node })
         })
     }
