@@ -39,22 +39,7 @@ pub fn run(cmd: RulesCommand) -> ExitCode {
 fn check(files: &[PathBuf], format: Format) -> ExitCode {
     let loaded = Engine::load(files, &LoadOptions::default());
     match format {
-        Format::Json => {
-            let (rules, warnings, errors) = match &loaded {
-                Ok((engine, warnings)) => (
-                    engine.check_report(),
-                    warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    Vec::new(),
-                ),
-                Err(e) => (Vec::new(), Vec::new(), vec![e.to_string()]),
-            };
-            let doc = serde_json::json!({
-                "rules": rules,
-                "errors": errors,
-                "warnings": warnings,
-            });
-            println!("{doc}");
-        }
+        Format::Json => println!("{}", check_json(&loaded)),
         Format::Text => match &loaded {
             Ok((engine, warnings)) => {
                 for w in warnings {
@@ -92,6 +77,26 @@ fn check(files: &[PathBuf], format: Format) -> ExitCode {
     }
 }
 
+/// The `--format json` document: `{"rules": [{"name", "supported", "missing_fields",
+/// "missing_event_types"}...], "errors": [...], "warnings": [...]}`.
+pub fn check_json(
+    loaded: &Result<(Engine, Vec<super::Warning>), super::LoadError>,
+) -> serde_json::Value {
+    let (rules, warnings, errors) = match loaded {
+        Ok((engine, warnings)) => (
+            engine.check_report(),
+            warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            Vec::new(),
+        ),
+        Err(e) => (Vec::new(), Vec::new(), vec![e.to_string()]),
+    };
+    serde_json::json!({
+        "rules": rules,
+        "errors": errors,
+        "warnings": warnings,
+    })
+}
+
 fn list(files: &[PathBuf]) -> ExitCode {
     match Engine::load(files, &LoadOptions::default()) {
         Ok((engine, _)) => {
@@ -116,5 +121,60 @@ fn list(files: &[PathBuf]) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_reports_support_and_errors() {
+        let dir = super::super::engine_tests::rules_dir();
+        let sandbox = dir.join("falco-sandbox_rules.yaml");
+        let doc = check_json(&Engine::load(
+            std::slice::from_ref(&sandbox),
+            &LoadOptions::default(),
+        ));
+        let rules = doc["rules"].as_array().expect("rules array");
+        assert_eq!(rules.len(), 37);
+        let java = rules
+            .iter()
+            .find(|r| r["name"] == "Java Process Class File Download")
+            .expect("rule present");
+        assert_eq!(java["supported"], false);
+        assert_eq!(java["missing_fields"], serde_json::json!(["evt.buffer"]));
+        assert_eq!(doc["errors"], serde_json::json!([]));
+        assert_eq!(
+            run(RulesCommand::Check {
+                files: vec![sandbox],
+                format: Format::Json
+            }),
+            ExitCode::SUCCESS
+        );
+
+        let bad = std::env::temp_dir().join(format!("rules-check-{}.yaml", std::process::id()));
+        std::fs::write(
+            &bad,
+            "- rule: r\n  desc: d\n  condition: proc.nme = x\n  output: o\n  priority: INFO\n",
+        )
+        .expect("temp file");
+        let doc = check_json(&Engine::load(
+            std::slice::from_ref(&bad),
+            &LoadOptions::default(),
+        ));
+        let err = doc["errors"][0].as_str().unwrap_or_default().to_string();
+        assert!(
+            err.contains(":3:14: rule 'r': unknown field 'proc.nme'"),
+            "{err}"
+        );
+        assert_eq!(
+            run(RulesCommand::Check {
+                files: vec![bad.clone()],
+                format: Format::Text
+            }),
+            ExitCode::FAILURE
+        );
+        let _ = std::fs::remove_file(bad);
     }
 }

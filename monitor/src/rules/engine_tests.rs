@@ -624,3 +624,46 @@ fn fast_readers_agree_with_the_registry() {
     }
     assert!(n >= 30, "only {n} fast readers");
 }
+
+#[test]
+fn compiled_programs_agree_with_the_trees() {
+    let (e, _) = load(&[
+        "falco_rules.yaml",
+        "falco-incubating_rules.yaml",
+        "falco-sandbox_rules.yaml",
+    ]);
+    let events = [
+        Ev::open("/etc/shadow", 0)
+            .with_proc(|p| p.name = "cat".into())
+            .build(),
+        Ev::open("/var/log/syslog", O_WRONLY | O_TRUNC)
+            .container("nginx")
+            .build(),
+        Ev::exec("/bin/bash", &["-c", "id"])
+            .container("nginx")
+            .tty(1)
+            .parents(&[("runc", "/usr/bin/runc", &[])])
+            .build(),
+        Ev::exec("/usr/bin/nc", &["-e", "/bin/sh"])
+            .container("alpine")
+            .build(),
+        Ev::socket_fd(
+            EventType::Connect,
+            ("192.168.1.5", 5),
+            ("203.0.113.7", 443),
+            crate::event::L4Proto::Tcp,
+        )
+        .with_proc(|p| p.exe = "/usr/bin/ssh".into())
+        .build(),
+        Ev::new(EventType::Ptrace).build(),
+    ];
+    let mut matched = 0;
+    for r in e.rules() {
+        for ev in &events {
+            let tree = r.node.eval(ev);
+            assert_eq!(tree, r.program.eval(ev), "rule {} on {ev:?}", r.name);
+            matched += usize::from(tree);
+        }
+    }
+    assert!(matched > 3, "the events should fire some rules ({matched})");
+}

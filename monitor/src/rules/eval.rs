@@ -485,7 +485,9 @@ impl Node {
                         other => flat.push(other),
                     }
                 }
-                flat.sort_by_key(|n| (n.selectivity(), n.cost()));
+                // Checks that build strings go last whatever their selectivity: on the no-match
+                // path a cheap check almost always rules the event out before them.
+                flat.sort_by_key(|n| (n.cost() >= 4, n.selectivity(), n.cost()));
                 Node::And(flat.into())
             }
             Node::Or(v) => {
@@ -593,6 +595,7 @@ impl Node {
 }
 
 impl Check {
+    #[inline]
     pub fn eval(&self, ev: &Event) -> bool {
         match self.fast {
             Some(Fast::Str(get)) => return get(ev).is_some_and(|s| self.eval_str(s)),
@@ -619,6 +622,7 @@ impl Check {
         }
     }
 
+    #[inline]
     fn eval_str(&self, s: &str) -> bool {
         if self.op == Op::Exists {
             return true;
@@ -636,6 +640,7 @@ impl Check {
         }
     }
 
+    #[inline]
     fn eval_num(&self, n: i128) -> bool {
         if self.op == Op::Exists {
             return true;
@@ -663,6 +668,7 @@ impl Check {
     }
 }
 
+#[inline]
 fn cmp_str(op: Op, s: &str, o: &Operand) -> bool {
     match o {
         Operand::Str(r) => {
@@ -692,6 +698,7 @@ fn cmp_str(op: Op, s: &str, o: &Operand) -> bool {
     }
 }
 
+#[inline]
 fn cmp_num(op: Op, n: i128, o: &Operand) -> bool {
     let r = match o {
         Operand::Num(r) => *r,
@@ -827,5 +834,107 @@ mod tests {
     fn icontains_ignores_ascii_case() {
         assert!(icontains("LD_PRELOAD=x GLIBC_TUNABLES=y", "glibc_tunables"));
         assert!(!icontains("abc", "abcd"));
+    }
+}
+
+/// One step of a compiled program. `r` is the program's single boolean register.
+#[derive(Debug, Clone, Copy)]
+enum Instr {
+    /// r = event type in set
+    Types(TypeSet),
+    /// r = checks[i]
+    Check(u32),
+    Const(bool),
+    Not,
+    /// if !r { pc = target }
+    JumpIfFalse(u32),
+    /// if r { pc = target }
+    JumpIfTrue(u32),
+}
+
+/// A condition flattened into straight-line code with short-circuit jumps, its checks stored
+/// side by side: evaluation walks two arrays instead of chasing a tree of boxes.
+#[derive(Debug, Clone, Default)]
+pub struct Program {
+    code: Box<[Instr]>,
+    checks: Box<[Check]>,
+}
+
+impl Program {
+    pub fn new(node: &Node) -> Program {
+        let mut code = Vec::new();
+        let mut checks = Vec::new();
+        emit(node, &mut code, &mut checks);
+        Program {
+            code: code.into(),
+            checks: checks.into(),
+        }
+    }
+
+    #[inline]
+    pub fn eval(&self, ev: &Event) -> bool {
+        let mut r = false;
+        let mut pc = 0usize;
+        let code = &self.code[..];
+        while let Some(i) = code.get(pc) {
+            pc += 1;
+            match *i {
+                Instr::Types(t) => r = t.contains(ev.ty),
+                Instr::Check(c) => r = self.checks[c as usize].eval(ev),
+                Instr::Const(b) => r = b,
+                Instr::Not => r = !r,
+                Instr::JumpIfFalse(t) => {
+                    if !r {
+                        pc = t as usize;
+                    }
+                }
+                Instr::JumpIfTrue(t) => {
+                    if r {
+                        pc = t as usize;
+                    }
+                }
+            }
+        }
+        r
+    }
+}
+
+fn emit(node: &Node, code: &mut Vec<Instr>, checks: &mut Vec<Check>) {
+    match node {
+        Node::Types(t) => code.push(Instr::Types(*t)),
+        Node::Const(b) => code.push(Instr::Const(*b)),
+        Node::Check(c) => {
+            checks.push((**c).clone());
+            code.push(Instr::Check((checks.len() - 1) as u32));
+        }
+        Node::Not(n) => {
+            emit(n, code, checks);
+            code.push(Instr::Not);
+        }
+        Node::And(v) | Node::Or(v) => {
+            if v.is_empty() {
+                code.push(Instr::Const(matches!(node, Node::And(_))));
+                return;
+            }
+            let mut patches = Vec::new();
+            for (i, n) in v.iter().enumerate() {
+                emit(n, code, checks);
+                if i + 1 < v.len() {
+                    patches.push(code.len());
+                    code.push(if matches!(node, Node::And(_)) {
+                        Instr::JumpIfFalse(0)
+                    } else {
+                        Instr::JumpIfTrue(0)
+                    });
+                }
+            }
+            let end = code.len() as u32;
+            for p in patches {
+                code[p] = match code[p] {
+                    Instr::JumpIfFalse(_) => Instr::JumpIfFalse(end),
+                    _ => Instr::JumpIfTrue(end),
+                };
+            }
+        }
     }
 }

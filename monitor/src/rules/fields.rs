@@ -508,7 +508,16 @@ pub static FIELDS: &[FieldDef] = &[
         true,
         None,
         "SUCCESS, the errno name, or the returned value",
-        |e, _| { Value::Str(Cow::Owned(e.res_string())) }
+        |e, _| {
+            match e.res {
+                r if r < 0 => match crate::event::errno_name(-r) {
+                    Some(n) => s(n),
+                    None => Value::Str(Cow::Owned(r.to_string())),
+                },
+                0 => s("SUCCESS"),
+                r => Value::Str(Cow::Owned(r.to_string())),
+            }
+        }
     ),
     field!("evt.rawres", Int, true, None, "raw return value", |e, _| {
         Value::Int(e.res)

@@ -97,6 +97,7 @@ pub struct Rule {
     pub file: String,
     pub line: usize,
     node: eval::Node,
+    program: eval::Program,
     types: eval::TypeSet,
     output_format: output::OutputFormat,
     /// Fields named by the condition or the output that the capture side does not provide.
@@ -120,6 +121,7 @@ impl Rule {
             }
         }
         let types = p.node.types();
+        let program = eval::Program::new(&p.node);
         Rule {
             name: p.name.into(),
             desc: p.desc,
@@ -134,6 +136,7 @@ impl Rule {
             file: p.file,
             line: p.line,
             node: p.node,
+            program,
             types,
             output_format: p.output,
             missing_fields: missing.into_iter().collect(),
@@ -148,7 +151,7 @@ impl Rule {
 
     /// Evaluates the condition alone (whatever `enabled` says).
     pub fn matches(&self, ev: &Event) -> bool {
-        self.node.eval(ev)
+        self.program.eval(ev)
     }
 
     /// Every field the condition reads.
@@ -253,7 +256,7 @@ impl Engine {
     /// `rule_matching: first`). Allocates nothing when no rule matches.
     pub fn evaluate(&self, ev: &Event, out: &mut Vec<usize>) {
         for &i in self.by_type[ev.ty.index()].iter() {
-            if self.rules[i as usize].node.eval(ev) {
+            if self.rules[i as usize].program.eval(ev) {
                 out.push(i as usize);
                 if self.matching == RuleMatching::First {
                     return;
@@ -353,7 +356,7 @@ pub fn extract_all(fields: &[&str], ev: &Event) -> BTreeMap<String, serde_json::
 /// A condition compiled on its own (no macros or lists), for `monitor trace --filter`.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    node: eval::Node,
+    program: eval::Program,
 }
 
 /// A condition that did not compile.
@@ -371,12 +374,14 @@ impl Filter {
             let tree = parser::parse(condition)?;
             let mut c = compile::Compiler::new(&compile::NoMacros);
             let node = c.compile(&tree, 0)?.optimize();
-            Ok(Filter { node })
+            Ok(Filter {
+                program: eval::Program::new(&node),
+            })
         })
     }
 
     pub fn matches(&self, ev: &Event) -> bool {
-        self.node.eval(ev)
+        self.program.eval(ev)
     }
 }
 
