@@ -92,6 +92,24 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // The dearest part of the mix: execs meet the most candidate rules.
+    for (label, ty) in [("execve", EventType::Execve), ("openat", EventType::Openat)] {
+        let subset: Vec<&Event> = events.iter().filter(|e| e.ty == ty).collect();
+        let mut j = 0usize;
+        c.bench_function(
+            &format!("evaluate one {label} (stable rules, no match)"),
+            |b| {
+                b.iter(|| {
+                    let ev = subset[j % subset.len()];
+                    j = j.wrapping_add(1);
+                    out.clear();
+                    engine.evaluate(std::hint::black_box(ev), &mut out);
+                    out.len()
+                })
+            },
+        );
+    }
+
     let all = [
         rules_dir().join("falco_rules.yaml"),
         rules_dir().join("falco-incubating_rules.yaml"),
