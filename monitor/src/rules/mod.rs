@@ -423,3 +423,10 @@ pub fn extract(field: &str, ev: &Event) -> Option<serde_json::Value> {
         v => Some(v.to_json()),
     }
 }
+
+// The daemon shares one engine between its event workers.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Engine>();
+    shareable::<Filter>();
+};
