@@ -21,6 +21,16 @@ pub enum Command {
     Run(RunArgs),
     /// Stream the enriched events as JSON lines, keyed by Falco's field names.
     Trace(TraceArgs),
+    /// Validate or list rules files.
+    Rules {
+        #[command(subcommand)]
+        cmd: crate::rules::cmd::RulesCommand,
+    },
+    /// Check a configuration file.
+    Config {
+        #[command(subcommand)]
+        cmd: crate::config::ConfigCommand,
+    },
 }
 
 /// Options shared by `run` and `trace`.

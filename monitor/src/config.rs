@@ -1077,3 +1077,19 @@ log_level: info
         assert!(text.contains("configuration OK") && text.contains("http (http://127.0.0.1:9/)"));
     }
 }
+
+/// Runs a `monitor config ...` command: prints the report, exit 0; or the error, exit 1.
+pub fn run_command(cmd: ConfigCommand) -> std::process::ExitCode {
+    match cmd {
+        ConfigCommand::Check { config, options } => match check(config.as_deref(), &options) {
+            Ok(report) => {
+                print!("{report}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("monitor: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -8,11 +8,23 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::cli::TraceArgs;
+use std::sync::Arc;
+
+use tracing::{error, info, warn};
+
+use crate::cli::{CommonArgs, RunArgs, TraceArgs};
+use crate::config::Config;
+use crate::container::{ContainerCache, ContainerConfig, ContainerMetrics};
 use crate::event::EventType;
-use crate::probe::{CaptureSet, Probe, ProbeConfig, ProbeError};
+use crate::metrics::Metrics;
+use crate::output::Outputs;
+use crate::pipeline::{Detector, Enricher};
+use crate::probe::{CaptureSet, Prefilter, Probe, ProbeConfig, ProbeError};
 use crate::process::{ProcessTable, TableConfig};
 use crate::reader::Reader;
+use crate::reload::{LiveConfig, ReloadReason, Reloader};
+use crate::rules::{Engine, Filter, LoadOptions};
+use crate::webserver::{self, Health};
 
 /// Exit code for missing privileges or an unusable kernel facility.
 pub const EXIT_ENV: u8 = 2;
@@ -73,7 +85,208 @@ fn stats_line(probe: &Probe, table: &ProcessTable, reader: &Reader, events: u64)
     format!("monitor: stats {j}")
 }
 
+/// Configuration for a command: the file, `-o` overrides, and `-r` as rules_files overrides
+/// (so that a reload re-applies them).
+fn load_config(common: &CommonArgs) -> Result<(LiveConfig, Vec<String>)> {
+    let mut overrides = Vec::new();
+    if !common.rules.is_empty() {
+        overrides.push("rules_files=[]".to_string());
+        for r in &common.rules {
+            overrides.push(format!("rules_files[]={}", r.display()));
+        }
+    }
+    overrides.extend(common.options.iter().cloned());
+    Ok(LiveConfig::load(common.config.as_deref(), &overrides)?)
+}
+
+fn load_rules(cfg: &Config) -> Result<(Engine, Vec<crate::rules::Warning>)> {
+    if cfg.rules_files.is_empty() {
+        anyhow::bail!("no rules files: give -r FILE_OR_DIR, or rules_files in the configuration");
+    }
+    let opts = LoadOptions {
+        rule_matching: match cfg.rule_matching {
+            crate::config::RuleMatching::First => crate::rules::RuleMatching::First,
+            crate::config::RuleMatching::All => crate::rules::RuleMatching::All,
+        },
+    };
+    Ok(Engine::load(&cfg.rules_files, &opts)?)
+}
+
+/// What the kernel must capture for these rules.
+pub fn capture_set(engine: &Engine) -> CaptureSet {
+    let kinds = engine.event_types().iter().map(|t| t.kind()).collect();
+    let prefilter = engine.path_prefilter().and_then(|pf| {
+        // The kernel passes every path with `..`, `/.` or `//` in it, so raw-name needles
+        // containing `..` are covered; any other needle it cannot judge.
+        if pf.raw_contains.iter().all(|n| n.contains("..")) {
+            Some(Prefilter {
+                prefixes: pf.prefixes,
+                suffixes: pf.suffixes,
+            })
+        } else {
+            None
+        }
+    });
+    CaptureSet { kinds, prefilter }
+}
+
+fn container_cache(cfg: &Config) -> Result<ContainerCache> {
+    let ccfg: ContainerConfig = cfg.section("container")?.unwrap_or_default();
+    Ok(ContainerCache::start(
+        ccfg,
+        Arc::new(ContainerMetrics::default()),
+    ))
+}
+
+fn hostname() -> Arc<str> {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from("localhost"))
+}
+
+pub async fn run(args: RunArgs) -> Result<()> {
+    let (mut live, warnings) = load_config(&args.common)?;
+    for w in &warnings {
+        warn!("config: {w}");
+    }
+    let cfg = live.current();
+    let (engine, rule_warnings) = load_rules(&cfg)?;
+    for w in &rule_warnings {
+        warn!("rules: {w}");
+    }
+    let mut engine = Arc::new(engine);
+    let metrics = Arc::new(Metrics::new());
+    let health = Health::new();
+    let web = webserver::serve(&cfg.webserver, metrics.clone(), health.clone()).await?;
+    if let Some(w) = &web {
+        info!("webserver listening on {}", w.local_addr());
+    }
+    let outputs = Arc::new(Outputs::start(&cfg, metrics.clone())?);
+
+    let mut probe = load_probe()?;
+    probe.set_capture(&capture_set(&engine))?;
+    let mut enricher = Enricher {
+        table: ProcessTable::seeded(TableConfig::default()),
+        containers: Some(container_cache(&cfg)?),
+    };
+    let mut reader = Reader::new(probe.take_ring()?)?;
+    let mut detector = Detector::new(
+        engine.clone(),
+        outputs.clone(),
+        metrics.clone(),
+        hostname(),
+        cfg.priority,
+    );
+    let mut reloader = Reloader::start(live.watched_paths(), Duration::from_secs(2), true)?;
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    health.set_ready(true);
+    info!(
+        "{} rules loaded ({} enabled), capturing {} event types",
+        engine.rules().len(),
+        engine.rules().iter().filter(|r| r.enabled).count(),
+        engine.event_types().len()
+    );
+    eprintln!("monitor: running, ready");
+
+    let mut events = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut sweep = tokio::time::interval(Duration::from_secs(30));
+    let mut batch = Vec::with_capacity(256);
+    loop {
+        tokio::select! {
+            r = reader.next_batch(&mut batch, 256) => {
+                r?;
+                for rec in batch.drain(..) {
+                    if let Some(ev) = enricher.enrich(rec).await {
+                        events += 1;
+                        detector.handle(&ev);
+                    }
+                }
+            }
+            reason = reloader.next() => {
+                if reason == ReloadReason::ReopenFiles {
+                    outputs.reopen();
+                    continue;
+                }
+                info!("reload requested ({reason:?})");
+                match reload(&mut live, &outputs) {
+                    Ok((new_engine, new_cfg)) => {
+                        probe.set_capture(&capture_set(&new_engine))?;
+                        engine = Arc::new(new_engine);
+                        detector.engine = engine.clone();
+                        detector.min_priority = new_cfg.priority;
+                        reloader.watch(live.watched_paths());
+                        metrics.reload(true);
+                        info!("reload done: {} rules", engine.rules().len());
+                    }
+                    Err(e) => {
+                        metrics.reload(false);
+                        error!("reload failed, the previous rules and configuration stay in force: {e:#}");
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let c = probe.counters();
+                for (i, name) in KERNEL_DROP_NAMES.iter().enumerate() {
+                    metrics.kernel_drops(name, c.drops[i]);
+                }
+                metrics.set_process_table_size(enricher.table.len());
+                if let Some(cc) = &enricher.containers {
+                    metrics.set_container_cache_size(cc.cached_count());
+                }
+            }
+            _ = sweep.tick() => enricher.table.sweep(),
+            _ = usr2.recv() => eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events)),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    health.set_ready(false);
+    let report = outputs.shutdown(Duration::from_secs(5)).await;
+    if report.total_lost() > 0 {
+        warn!(
+            "{} alerts could not be delivered before shutdown",
+            report.total_lost()
+        );
+    }
+    if let Some(w) = web {
+        w.shutdown().await;
+    }
+    eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events));
+    Ok(())
+}
+
+const KERNEL_DROP_NAMES: [&str; 4] = ["ringbuf_full", "pending_full", "no_entry", "read_failed"];
+
+/// Read the configuration and the rules it names; both or neither.
+fn reload(live: &mut LiveConfig, outputs: &Outputs) -> Result<(Engine, Arc<Config>)> {
+    let (new_cfg, warnings) = live.read()?;
+    let (engine, rule_warnings) = load_rules(&new_cfg)?;
+    for w in &warnings {
+        warn!("config: {w}");
+    }
+    for w in &rule_warnings {
+        warn!("rules: {w}");
+    }
+    let cfg = live.apply(new_cfg, outputs)?;
+    Ok((engine, cfg))
+}
+
 pub async fn trace(args: TraceArgs) -> Result<()> {
+    let filter = match &args.filter {
+        Some(f) => Some(Filter::compile(f).map_err(|e| anyhow::anyhow!("--filter: {e}"))?),
+        None => None,
+    };
+    let (live, warnings) = load_config(&args.common)?;
+    for w in &warnings {
+        warn!("config: {w}");
+    }
+    let cfg = live.current();
     let kinds = kinds_for(&args.types)?;
     let shown: Option<BTreeSet<EventType>> = (!args.types.is_empty()).then(|| {
         EventType::ALL
@@ -83,11 +296,14 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
             .collect()
     });
     let mut probe = load_probe()?;
-    let mut table = ProcessTable::seeded(TableConfig::default());
     probe.set_capture(&CaptureSet {
         kinds,
         prefilter: None,
     })?;
+    let mut enricher = Enricher {
+        table: ProcessTable::seeded(TableConfig::default()),
+        containers: Some(container_cache(&cfg)?),
+    };
     let mut reader = Reader::new(probe.take_ring()?)?;
     // Handlers first: a signal that arrives right after `ready` must not kill us.
     let mut term = signal(SignalKind::terminate())?;
@@ -103,27 +319,29 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
         tokio::select! {
             r = reader.next_batch(&mut batch, 256) => {
                 r?;
-                let mut out = stdout.lock();
                 for rec in batch.drain(..) {
-                    if let Some(ev) = table.apply(rec) {
+                    if let Some(ev) = enricher.enrich(rec).await {
                         events += 1;
-                        if shown.as_ref().is_some_and(|s| !s.contains(&ev.ty)) {
+                        if shown.as_ref().is_some_and(|s| !s.contains(&ev.ty))
+                            || filter.as_ref().is_some_and(|f| !f.matches(&ev))
+                        {
                             continue;
                         }
+                        let mut out = stdout.lock();
                         let line = crate::trace::event_json(&ev);
                         if writeln!(out, "{line}").is_err() {
                             return Ok(()); // stdout closed: the reader of our output is gone
                         }
                     }
                 }
-                let _ = out.flush();
+                let _ = stdout.lock().flush();
             }
-            _ = sweep.tick() => table.sweep(),
-            _ = usr1.recv() => eprintln!("{}", stats_line(&probe, &table, &reader, events)),
+            _ = sweep.tick() => enricher.table.sweep(),
+            _ = usr1.recv() => eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events)),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
-    eprintln!("{}", stats_line(&probe, &table, &reader, events));
+    eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events));
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod event;
 pub mod metrics;
 pub mod output;
+pub mod pipeline;
 pub mod probe;
 pub mod process;
 pub mod reader;

@@ -9,6 +9,12 @@ use monitor::daemon::{self, EnvironmentError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands that need no runtime and no logging set-up.
+    let command = match cli.command {
+        Command::Rules { cmd } => return monitor::rules::cmd::run(cmd),
+        Command::Config { cmd } => return monitor::config::run_command(cmd),
+        other => other,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MONITOR_LOG")
@@ -28,9 +34,10 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Trace(args) => daemon::trace(args).await,
-            Command::Run(_) => Err(anyhow::anyhow!("run: not wired yet")),
+            Command::Run(args) => daemon::run(args).await,
+            Command::Rules { .. } | Command::Config { .. } => Ok(()),
         }
     });
     match result {

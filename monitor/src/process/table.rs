@@ -1058,6 +1058,19 @@ impl ProcessTable {
         fd: Option<FdInfo>,
     ) -> Event {
         self.seq += 1;
+        // A task can move to another cgroup (runc joins a container's cgroup before exec).
+        let process = if h.cgroup_id != 0 && process.cgroup_id != h.cgroup_id {
+            let p = Arc::new(Process {
+                cgroup_id: h.cgroup_id,
+                ..Process::clone(&process)
+            });
+            if let Some(e) = self.procs.get_mut(&h.pid) {
+                e.proc = p.clone();
+            }
+            p
+        } else {
+            process
+        };
         let loginuid = loginuid(h.loginuid);
         let user = UserInfo {
             uid: h.uid,
