@@ -210,6 +210,8 @@ pub mod item {
     pub const PATH3: u16 = 9;
     /// The leading bytes of a struct argument (clone3's `struct clone_args`).
     pub const RAW: u16 = 10;
+    /// The enforcement conjunction that matched (a u32 `rule_id` of [`super::EnfConj`]).
+    pub const ENFORCE: u16 = 11;
 }
 
 /// The address tuple of a socket, read from the kernel at syscall exit.
@@ -335,6 +337,62 @@ pub struct Settings {
     pub dry_run: u32,
     /// Number of valid entries in `SUFFIXES`.
     pub suffix_count: u32,
+    /// Number of valid entries in `ENF_CONJ`; 0 turns enforcement off.
+    pub enf_count: u32,
+    /// Number of valid entries in `NAME_BITS`.
+    pub name_count: u32,
+}
+
+/// Enforcement, decided at exec entry. Each distinct predicate of the loaded enforcing rules
+/// is one bit of a 64-bit fact set; the kernel computes the facts of an exec with a handful
+/// of map lookups, and each rule (in disjunctive normal form) is a list of conjunctions, each
+/// a pair of masks: bits that must be set and bits that must be clear.
+pub mod enforce {
+    /// Most conjunctions over all enforcing rules.
+    pub const MAX_CONJ: u32 = 64;
+    /// Most entries of `NAME_BITS` (the new program's names the rules test).
+    pub const MAX_NAMES: u32 = 32;
+    /// `COMM_BITS` slot for a name that any ancestor may have; slots 1..=MAX_ANCESTORS are
+    /// the ancestor at exactly that depth (1 = parent).
+    pub const SLOT_ANY_ANCESTOR: u32 = 100;
+    /// Bytes of an exec path that the `EXE_BITS` trie compares.
+    pub const EXE_KEY_MAX: usize = 128;
+    /// `EnfConj::flags`: only report.
+    pub const DRY_RUN: u32 = 1;
+    /// `EnfConj::flags`: applies to execve / execveat.
+    pub const ON_EXECVE: u32 = 2;
+    pub const ON_EXECVEAT: u32 = 4;
+}
+
+/// Key of the `COMM_BITS` map: a task name in a slot (see [`enforce`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CommKey {
+    pub slot: u32,
+    pub comm: [u8; 16],
+}
+
+/// A name of the new program (`NAME_BITS` map): the exec'd path ends with `/NAME`. Stored
+/// like [`Suffix`], right-aligned with a mask, plus the fact bits it sets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NameBits {
+    pub len: u32,
+    pub _pad: u32,
+    pub pattern: [u64; SUFFIX_MAX / 8],
+    pub mask: [u64; SUFFIX_MAX / 8],
+    pub bits: u64,
+}
+
+/// One conjunction of an enforcing rule (`ENF_CONJ` map).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EnfConj {
+    pub must_set: u64,
+    pub must_clear: u64,
+    /// Index of the enforcing rule (reported back in the `ENFORCE` item).
+    pub rule_id: u32,
+    pub flags: u32,
 }
 
 #[cfg(feature = "user")]
@@ -350,4 +408,7 @@ mod pod {
     unsafe impl aya::Pod for SockTuple {}
     unsafe impl aya::Pod for ForkInfo {}
     unsafe impl aya::Pod for Suffix {}
+    unsafe impl aya::Pod for CommKey {}
+    unsafe impl aya::Pod for EnfConj {}
+    unsafe impl aya::Pod for NameBits {}
 }

@@ -2,11 +2,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
-    KernelOffsets, KindConfig, MAX_SUFFIXES, PREFIX_MAX, RecordHeader, Settings, Suffix, drop,
-    filtered, kind, limits,
+    CommKey, EnfConj, KernelOffsets, KindConfig, MAX_SUFFIXES, NameBits, PREFIX_MAX, RecordHeader,
+    Settings, Suffix, drop, enforce, filtered, kind, limits,
 };
 
 /// Bytes of the per-CPU scratch record: header, items area, and room for the last item to run
@@ -65,6 +65,34 @@ pub static PREFIXES: LpmTrie<[u8; PREFIX_MAX], u8> = LpmTrie::with_max_entries(4
 /// Path suffixes of the open prefilter (`Settings::suffix_count` valid entries).
 #[map]
 pub static SUFFIXES: Array<Suffix> = Array::with_max_entries(MAX_SUFFIXES, 0);
+
+/// Enforcement facts from task names: which predicate bits a name in a slot sets.
+#[map]
+pub static COMM_BITS: HashMap<CommKey, u64> = HashMap::with_max_entries(4096, 0);
+
+/// Enforcement facts from the exec'd path (prefixes, and exact paths ending in a NUL byte);
+/// each entry's bits include those of every shorter entry it extends.
+/// (Keyed by words, not bytes, so that building a key is a few stores, not a byte loop.)
+#[map]
+pub static EXE_BITS: LpmTrie<[u64; enforce::EXE_KEY_MAX / 8], u64> =
+    LpmTrie::with_max_entries(1024, 0);
+
+/// Enforcement facts from the new program's name (`Settings::name_count` valid).
+#[map]
+pub static NAME_BITS: Array<NameBits> = Array::with_max_entries(enforce::MAX_NAMES, 0);
+
+/// Enforcement facts from the task's cgroup: container membership and container predicates,
+/// kept up to date by the daemon as containers come and go.
+#[map]
+pub static CGROUP_BITS: HashMap<u64, u64> = HashMap::with_max_entries(16384, 0);
+
+/// Enforcement facts from the uid.
+#[map]
+pub static UID_BITS: HashMap<u32, u64> = HashMap::with_max_entries(1024, 0);
+
+/// The conjunctions of the enforcing rules (`Settings::enf_count` valid).
+#[map]
+pub static ENF_CONJ: Array<EnfConj> = Array::with_max_entries(enforce::MAX_CONJ, 0);
 
 /// Offsets into kernel structures, set by the daemon at load from the running kernel's BTF.
 /// A global in .rodata: constant for the verifier, no map lookup per event.

@@ -791,6 +791,22 @@ pub fn check(path: Option<&Path>, overrides: &[String]) -> Result<CheckReport, C
     Ok(CheckReport { config, warnings })
 }
 
+/// Runs a `monitor config ...` command: prints the report, exit 0; or the error, exit 1.
+pub fn run_command(cmd: ConfigCommand) -> std::process::ExitCode {
+    match cmd {
+        ConfigCommand::Check { config, options } => match check(config.as_deref(), &options) {
+            Ok(report) => {
+                print!("{report}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("monitor: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1075,21 +1091,5 @@ log_level: info
         assert!(r.warnings.iter().any(|w| w.starts_with("rules_files[0]")));
         let text = r.to_string();
         assert!(text.contains("configuration OK") && text.contains("http (http://127.0.0.1:9/)"));
-    }
-}
-
-/// Runs a `monitor config ...` command: prints the report, exit 0; or the error, exit 1.
-pub fn run_command(cmd: ConfigCommand) -> std::process::ExitCode {
-    match cmd {
-        ConfigCommand::Check { config, options } => match check(config.as_deref(), &options) {
-            Ok(report) => {
-                print!("{report}");
-                std::process::ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("monitor: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        },
     }
 }

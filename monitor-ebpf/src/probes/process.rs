@@ -3,13 +3,14 @@
 //! before any of its events) and exit.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, bpf_send_signal},
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
-use monitor_common::{ForkInfo, flags, item, kind};
+use monitor_common::{ForkInfo, enforce, flags, item, kind};
 
 use crate::maps::{self, PENDING};
+use crate::probes;
 use crate::record::Record;
 use crate::task;
 
@@ -46,7 +47,30 @@ fn try_exec_enter(ctx: &TracePointContext, k: u16) -> Result<(), i64> {
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let mut r = Record::new(k, &args, now, 0).ok_or(0)?;
     r.set_flag(flags::ENTER_ONLY);
-    r.push_user_str(item::PATH, filename);
+    // Enforcement reads a window past the path: make it zeroes, not an older record.
+    r.zero_next_item(enforce::EXE_KEY_MAX + 8);
+    let path = r.push_user_str(item::PATH, filename);
+    let settings = maps::settings();
+    if settings.enf_count != 0
+        && let Some((data, len)) = path
+    {
+        let on = if k == kind::EXECVE {
+            enforce::ON_EXECVE
+        } else {
+            enforce::ON_EXECVEAT
+        };
+        if let Some(c) = probes::enforce::decide(data, len, on, settings.enf_count) {
+            if c.flags & enforce::DRY_RUN != 0 || settings.dry_run != 0 {
+                r.set_flag(flags::WOULD_KILL);
+            } else {
+                // SAFETY: signals the current task; SIGKILL cannot be caught, so the new program
+                // never runs.
+                unsafe { bpf_send_signal(9) };
+                r.set_flag(flags::KILLED);
+            }
+            r.push_value(item::ENFORCE, &c.rule_id);
+        }
+    }
     r.push_user_argv(item::ARGV, argv);
     r.submit();
     Ok(())
