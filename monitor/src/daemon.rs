@@ -15,6 +15,10 @@ use tracing::{error, info, warn};
 use crate::cli::{CommonArgs, RunArgs, TraceArgs};
 use crate::config::Config;
 use crate::container::{ContainerCache, ContainerConfig, ContainerMetrics};
+use crate::enforce::{
+    self,
+    tables::{CgroupFacts, KernelTables},
+};
 use crate::event::EventType;
 use crate::metrics::Metrics;
 use crate::output::Outputs;
@@ -130,6 +134,31 @@ pub fn capture_set(engine: &Engine) -> CaptureSet {
     CaptureSet { kinds, prefilter }
 }
 
+/// The `enforcement:` section of the configuration.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnforcementConfig {
+    /// Every enforcing rule only reports ("would kill"), whatever the rules say.
+    pub dry_run: bool,
+}
+
+/// Compile the enforcing rules of `engine` for the kernel; every rule that cannot be enforced
+/// is named with the reason.
+fn enforcement_tables(engine: &Engine, cfg: &Config) -> Result<KernelTables> {
+    let ecfg: EnforcementConfig = cfg.section("enforcement")?.unwrap_or_default();
+    let rules = enforce::compile_all(engine).map_err(|errors| {
+        anyhow::anyhow!(
+            "{}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    Ok(KernelTables::build(&rules, ecfg.dry_run))
+}
+
 fn container_cache(cfg: &Config) -> Result<ContainerCache> {
     let ccfg: ContainerConfig = cfg.section("container")?.unwrap_or_default();
     Ok(ContainerCache::start(
@@ -165,8 +194,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     let outputs = Arc::new(Outputs::start(&cfg, metrics.clone())?);
 
+    let mut tables = enforcement_tables(&engine, &cfg)?;
     let mut probe = load_probe()?;
     probe.set_capture(&capture_set(&engine))?;
+    probe.set_enforcement(&tables)?;
+    if !tables.is_empty() {
+        info!(
+            "enforcing {} rule(s) in the kernel",
+            tables.rule_index.len()
+        );
+    }
+    let mut cgroup_facts = CgroupFacts::default();
     let mut enricher = Enricher {
         table: ProcessTable::seeded(TableConfig::default()),
         containers: Some(container_cache(&cfg)?),
@@ -179,6 +217,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         hostname(),
         cfg.priority,
     );
+    detector.kernel_rules = tables.rule_index.clone();
     let mut reloader = Reloader::start(live.watched_paths(), Duration::from_secs(2), true)?;
 
     let mut term = signal(SignalKind::terminate())?;
@@ -204,6 +243,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 for rec in batch.drain(..) {
                     if let Some(ev) = enricher.enrich(rec).await {
                         events += 1;
+                        let cg = ev.process.cgroup_id;
+                        if let Some(bits) = cgroup_facts.update(&tables, cg, &ev.container)
+                            && let Err(e) = probe.set_cgroup_bits(cg, bits)
+                        {
+                            warn!("enforcement: cannot update the facts of cgroup {cg}: {e}");
+                        }
                         detector.handle(&ev);
                     }
                 }
@@ -215,8 +260,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 }
                 info!("reload requested ({reason:?})");
                 match reload(&mut live, &outputs) {
-                    Ok((new_engine, new_cfg)) => {
+                    Ok((new_engine, new_cfg, new_tables)) => {
                         probe.set_capture(&capture_set(&new_engine))?;
+                        probe.set_enforcement(&new_tables)?;
+                        cgroup_facts = CgroupFacts::default();
+                        tables = new_tables;
+                        detector.kernel_rules = tables.rule_index.clone();
                         engine = Arc::new(new_engine);
                         detector.engine = engine.clone();
                         detector.min_priority = new_cfg.priority;
@@ -264,9 +313,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
 const KERNEL_DROP_NAMES: [&str; 4] = ["ringbuf_full", "pending_full", "no_entry", "read_failed"];
 
 /// Read the configuration and the rules it names; both or neither.
-fn reload(live: &mut LiveConfig, outputs: &Outputs) -> Result<(Engine, Arc<Config>)> {
+fn reload(live: &mut LiveConfig, outputs: &Outputs) -> Result<(Engine, Arc<Config>, KernelTables)> {
     let (new_cfg, warnings) = live.read()?;
     let (engine, rule_warnings) = load_rules(&new_cfg)?;
+    let tables = enforcement_tables(&engine, &new_cfg)?;
     for w in &warnings {
         warn!("config: {w}");
     }
@@ -274,7 +324,7 @@ fn reload(live: &mut LiveConfig, outputs: &Outputs) -> Result<(Engine, Arc<Confi
         warn!("rules: {w}");
     }
     let cfg = live.apply(new_cfg, outputs)?;
-    Ok((engine, cfg))
+    Ok((engine, cfg, tables))
 }
 
 pub async fn trace(args: TraceArgs) -> Result<()> {

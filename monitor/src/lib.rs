@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod container;
 pub mod daemon;
+pub mod enforce;
 pub mod event;
 pub mod metrics;
 pub mod output;

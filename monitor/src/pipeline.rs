@@ -46,6 +46,9 @@ pub struct Detector {
     pub hostname: Arc<str>,
     /// Rules less severe than this do not alert (Falco's `priority`).
     pub min_priority: Priority,
+    /// Engine rule index of each kernel enforcement entry: a kill is always reported, even
+    /// when an earlier rule matched first (`rule_matching: first`).
+    pub kernel_rules: Vec<usize>,
     matched: Vec<usize>,
 }
 
@@ -63,6 +66,7 @@ impl Detector {
             metrics,
             hostname,
             min_priority,
+            kernel_rules: Vec::new(),
             matched: Vec::new(),
         }
     }
@@ -72,6 +76,12 @@ impl Detector {
         let t = Instant::now();
         self.engine.evaluate(ev, &mut self.matched);
         self.metrics.rule_eval_ns(t.elapsed().as_nanos() as u64);
+        if let Some(id) = ev.enforcement_rule
+            && let Some(&i) = self.kernel_rules.get(id as usize)
+            && !self.matched.contains(&i)
+        {
+            self.matched.push(i);
+        }
         for i in self.matched.drain(..) {
             let rule = &self.engine.rules()[i];
             if rule.priority > self.min_priority {

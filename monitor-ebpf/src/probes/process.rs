@@ -47,9 +47,9 @@ fn try_exec_enter(ctx: &TracePointContext, k: u16) -> Result<(), i64> {
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let mut r = Record::new(k, &args, now, 0).ok_or(0)?;
     r.set_flag(flags::ENTER_ONLY);
-    // Enforcement reads a window past the path: make it zeroes, not an older record.
     r.zero_next_item(enforce::EXE_KEY_MAX + 8);
     let path = r.push_user_str(item::PATH, filename);
+    r.push_user_argv(item::ARGV, argv);
     let settings = maps::settings();
     if settings.enf_count != 0
         && let Some((data, len)) = path
@@ -71,7 +71,6 @@ fn try_exec_enter(ctx: &TracePointContext, k: u16) -> Result<(), i64> {
             r.push_value(item::ENFORCE, &c.rule_id);
         }
     }
-    r.push_user_argv(item::ARGV, argv);
     r.submit();
     Ok(())
 }

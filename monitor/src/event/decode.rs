@@ -25,6 +25,8 @@ pub struct RawRecord {
     /// `struct open_how`: flags, mode, resolve.
     pub open_how: Option<[u64; 3]>,
     pub raw: Option<Vec<u8>>,
+    /// The enforcement table entry that matched in the kernel.
+    pub enforce_rule: Option<u32>,
 }
 
 /// The record header, with comm as a string.
@@ -116,6 +118,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawRecord, DecodeError> {
                 }
             }
             item::RAW => rec.raw = Some(data.to_vec()),
+            item::ENFORCE => rec.enforce_rule = read(data, 0),
             _ => {}
         }
         at = start + usize::from(ih.len);

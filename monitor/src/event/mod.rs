@@ -645,6 +645,8 @@ pub struct Event {
     /// Set when the kernel killed the task because of an enforcing rule, or would have (dry
     /// run): the rule's index in the enforcement tables.
     pub enforcement: Option<KernelEnforcement>,
+    /// The kernel's enforcement table entry that matched (see `enforce`), with `enforcement`.
+    pub enforcement_rule: Option<u32>,
 }
 
 /// What the kernel did about the event for enforcement.

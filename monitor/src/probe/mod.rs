@@ -12,7 +12,8 @@ use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use monitor_common::{
-    KindConfig, MAX_SUFFIXES, PREFIX_MAX, SUFFIX_MAX, Settings, Suffix, drop, filtered, kind,
+    CommKey, EnfConj, KindConfig, MAX_SUFFIXES, NameBits, PREFIX_MAX, SUFFIX_MAX, Settings, Suffix,
+    drop, enforce, filtered, kind,
 };
 use tracing::{debug, warn};
 
@@ -268,6 +269,115 @@ impl Probe {
         self.settings.suffix_count = pf.suffixes.len() as u32;
         self.settings.prefilter_on = 1;
         self.write_settings()
+    }
+
+    /// Load the enforcement tables (replacing the previous ones). Enforcement is off while the
+    /// tables change, so no exec is judged by half a table.
+    pub fn set_enforcement(
+        &mut self,
+        t: &crate::enforce::tables::KernelTables,
+    ) -> Result<(), ProbeError> {
+        self.settings.enf_count = 0;
+        self.settings.name_count = 0;
+        self.write_settings()?;
+        let merr = |name: &'static str| move |source| ProbeError::Map { name, source };
+        {
+            let mut m: aya::maps::HashMap<_, CommKey, u64> = map(&mut self.ebpf, "COMM_BITS")?;
+            let old: Vec<CommKey> = m.keys().filter_map(Result::ok).collect();
+            for k in old {
+                let _ = m.remove(&k);
+            }
+            for (slot, comm, bits) in &t.comms {
+                m.insert(
+                    CommKey {
+                        slot: *slot,
+                        comm: *comm,
+                    },
+                    *bits,
+                    0,
+                )
+                .map_err(merr("COMM_BITS"))?;
+            }
+        }
+        {
+            let mut m: LpmTrie<_, [u64; enforce::EXE_KEY_MAX / 8], u64> =
+                map(&mut self.ebpf, "EXE_BITS")?;
+            let old: Vec<Key<[u64; enforce::EXE_KEY_MAX / 8]>> =
+                m.keys().filter_map(Result::ok).collect();
+            for k in old {
+                let _ = m.remove(&k);
+            }
+            for (key, bits) in &t.exes {
+                let mut bytes = [0u8; enforce::EXE_KEY_MAX];
+                bytes[..key.len()].copy_from_slice(key);
+                let mut words = [0u64; enforce::EXE_KEY_MAX / 8];
+                for (i, c) in bytes.chunks_exact(8).enumerate() {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(c);
+                    words[i] = u64::from_ne_bytes(a);
+                }
+                m.insert(&Key::new((key.len() * 8) as u32, words), *bits, 0)
+                    .map_err(merr("EXE_BITS"))?;
+            }
+        }
+        {
+            let mut m: aya::maps::HashMap<_, u32, u64> = map(&mut self.ebpf, "UID_BITS")?;
+            let old: Vec<u32> = m.keys().filter_map(Result::ok).collect();
+            for k in old {
+                let _ = m.remove(&k);
+            }
+            for (uid, bits) in &t.uids {
+                m.insert(*uid, *bits, 0).map_err(merr("UID_BITS"))?;
+            }
+        }
+        {
+            let mut m: aya::maps::HashMap<_, u64, u64> = map(&mut self.ebpf, "CGROUP_BITS")?;
+            let old: Vec<u64> = m.keys().filter_map(Result::ok).collect();
+            for k in old {
+                let _ = m.remove(&k);
+            }
+        }
+        {
+            let mut m: Array<_, NameBits> = map(&mut self.ebpf, "NAME_BITS")?;
+            for (i, (name, bits)) in t.names.iter().enumerate() {
+                let s = suffix_entry(name.as_bytes());
+                m.set(
+                    i as u32,
+                    NameBits {
+                        len: s.len,
+                        _pad: 0,
+                        pattern: s.pattern,
+                        mask: s.mask,
+                        bits: *bits,
+                    },
+                    0,
+                )
+                .map_err(merr("NAME_BITS"))?;
+            }
+        }
+        {
+            let mut m: Array<_, EnfConj> = map(&mut self.ebpf, "ENF_CONJ")?;
+            for (i, c) in t.conjs.iter().enumerate() {
+                m.set(i as u32, *c, 0).map_err(merr("ENF_CONJ"))?;
+            }
+        }
+        self.settings.name_count = t.names.len() as u32;
+        self.settings.enf_count = t.conjs.len() as u32;
+        self.write_settings()
+    }
+
+    /// The enforcement facts of a container's cgroup (0 removes the entry).
+    pub fn set_cgroup_bits(&mut self, cgroup: u64, bits: u64) -> Result<(), ProbeError> {
+        let mut m: aya::maps::HashMap<_, u64, u64> = map(&mut self.ebpf, "CGROUP_BITS")?;
+        let r = if bits == 0 {
+            m.remove(&cgroup).or(Ok(()))
+        } else {
+            m.insert(cgroup, bits, 0)
+        };
+        r.map_err(|source| ProbeError::Map {
+            name: "CGROUP_BITS",
+            source,
+        })
     }
 
     /// Global enforcement dry-run switch (kills become "would kill").

@@ -69,6 +69,9 @@ struct Entry {
 
 struct ExecEnter {
     kind: u16,
+    /// KILLED / WOULD_KILL flags of the entry half, and the enforcement entry that matched.
+    enforce_flags: u16,
+    enforce_rule: Option<u32>,
     path: String,
     argv: Vec<String>,
     args: [u64; 6],
@@ -173,6 +176,8 @@ impl ProcessTable {
                     rec.hdr.tid,
                     ExecEnter {
                         kind: k,
+                        enforce_flags: rec.hdr.flags & (flags::KILLED | flags::WOULD_KILL),
+                        enforce_rule: rec.enforce_rule,
                         path: rec.path.unwrap_or_default(),
                         argv: rec.argv.unwrap_or_default(),
                         args: rec.hdr.args,
@@ -288,6 +293,8 @@ impl ProcessTable {
         }
         let enter = enter.unwrap_or(ExecEnter {
             kind: h.kind,
+            enforce_flags: 0,
+            enforce_rule: None,
             path: String::new(),
             argv: Vec::new(),
             args: [0; 6],
@@ -300,7 +307,10 @@ impl ProcessTable {
         }
         .unwrap_or_else(|| old.cwd.clone());
         let exepath = resolve(&dir, &enter.path);
-        let proc = if h.ret == 0 {
+        // An exec stopped by enforcement is shown as the program it would have run: that is
+        // what the rule matched, and what the alert must name.
+        let stopped = enter.enforce_flags & flags::KILLED != 0;
+        let proc = if h.ret == 0 || stopped {
             let (cap_eff, cap_prm, vpid) = procfs::read_status(h.pid).unwrap_or((
                 old.cap_effective,
                 old.cap_permitted,
@@ -318,7 +328,11 @@ impl ProcessTable {
                 pid: h.pid,
                 ppid: if h.ppid != 0 { h.ppid } else { old.ppid },
                 vpid,
-                name: h.comm.clone(),
+                name: if h.ret == 0 {
+                    h.comm.clone()
+                } else {
+                    comm_of(&exepath)
+                },
                 exe,
                 exepath: exepath.clone(),
                 args: argv.collect(),
@@ -378,7 +392,14 @@ impl ProcessTable {
                 },
             ));
         }
-        Some(self.event(h, ty, args, proc, None))
+        let mut ev = self.event(h, ty, args, proc, None);
+        if enter.enforce_flags & flags::KILLED != 0 {
+            ev.enforcement = Some(KernelEnforcement::Killed);
+        } else if enter.enforce_flags & flags::WOULD_KILL != 0 {
+            ev.enforcement = Some(KernelEnforcement::WouldKill);
+        }
+        ev.enforcement_rule = enter.enforce_rule;
+        Some(ev)
     }
 
     /// Directory an `*at` syscall's dirfd stands for (AT_FDCWD: the cwd).
@@ -1105,8 +1126,19 @@ impl ProcessTable {
             user,
             container: ContainerInfo::host(),
             enforcement,
+            enforcement_rule: None,
         }
     }
+}
+
+/// The kernel's comm for a program path: its last component, cut to 15 bytes.
+fn comm_of(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let mut end = base.len().min(15);
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    base[..end].to_string()
 }
 
 fn arg(name: &'static str, value: ArgValue) -> Arg {

@@ -155,6 +155,11 @@ impl Rule {
     }
 
     /// Every field the condition reads.
+    /// The compiled condition, for compilers that translate it further (enforcement).
+    pub fn condition_node(&self) -> &eval::Node {
+        &self.node
+    }
+
     pub fn condition_fields(&self) -> BTreeSet<String> {
         loader::field_names(&self.node)
     }

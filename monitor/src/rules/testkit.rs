@@ -103,6 +103,7 @@ impl Ev {
                 },
                 container: ContainerInfo::host(),
                 enforcement: None,
+                enforcement_rule: None,
             },
             chain: vec![
                 proc("bash", "/usr/bin/bash", &[]),
