@@ -156,7 +156,25 @@ fn enforcement_tables(engine: &Engine, cfg: &Config) -> Result<KernelTables> {
                 .join("; ")
         )
     })?;
-    Ok(KernelTables::build(&rules, ecfg.dry_run))
+    let t = KernelTables::build(&rules, ecfg.dry_run);
+    let limits = [
+        (
+            "program names",
+            t.names.len(),
+            monitor_common::enforce::MAX_NAMES as usize,
+        ),
+        ("ancestor names", t.comms.len(), 4096),
+        ("program paths", t.exes.len(), 1024),
+        ("uids", t.uids.len(), 1024),
+    ];
+    for (what, n, max) in limits {
+        if n > max {
+            anyhow::bail!(
+                "the enforcing rules name {n} {what}; the kernel's tables hold {max}: nothing is enforced"
+            );
+        }
+    }
+    Ok(t)
 }
 
 fn container_cache(cfg: &Config) -> Result<ContainerCache> {

@@ -277,7 +277,7 @@ impl Engine {
         let enforcement = (r.action == Action::Kill).then(|| Enforcement {
             action: Action::Kill,
             enforced: ev.enforcement == Some(KernelEnforcement::Killed),
-            dry_run: r.dry_run,
+            dry_run: r.dry_run || ev.enforcement == Some(KernelEnforcement::WouldKill),
         });
         Alert {
             time_ns: ev.ts,

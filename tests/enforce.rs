@@ -1,0 +1,249 @@
+//! End-to-end: enforcement in the kernel. A real redis-server is made to spawn a shell the
+//! way an attacker does it (a module loaded with MODULE LOAD whose constructor calls
+//! system()); the shipped rule kills the shell before it runs.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use e2e::{Monitor, TempDir, can_load_bpf, require, s};
+use serde_json::Value;
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn shipped_rules() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules/monitor_rules.yaml")
+}
+
+/// A redis-server on 127.0.0.1 that accepts MODULE LOAD; killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no", "--enable-module-command", "yes"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Redis { child, port };
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A shared object whose constructor runs `touch MARKER` through system(): what a malicious
+/// Redis module does the moment it is loaded.
+fn evil_module(dir: &Path, marker: &Path) -> PathBuf {
+    let src = dir.join("evil.c");
+    std::fs::write(
+        &src,
+        format!(
+            "#include <stdlib.h>\n__attribute__((constructor)) static void pwn(void) {{ system(\"touch {}\"); }}\n",
+            marker.display()
+        ),
+    )
+    .expect("write module source");
+    let so = dir.join("evil.so");
+    let st = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .status()
+        .expect("gcc");
+    assert!(st.success(), "compiling the module failed");
+    so
+}
+
+/// Enforcement is machine-wide: a monitor of one test would kill another test's shell. The
+/// tests of this file run one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn needs() -> bool {
+    can_load_bpf()
+        && require(
+            "redis-server and redis-cli (Debian: redis-server, redis-tools)",
+            have("redis-server") && have("redis-cli"),
+        )
+        && require("gcc", have("gcc"))
+}
+
+fn attack(opts: &[&str]) -> (bool, bool, Value) {
+    let dir = TempDir::new("enforce");
+    let marker = dir.0.join("pwned");
+    let module = evil_module(&dir.0, &marker);
+    let mut redis = Redis::start();
+    let rules = shipped_rules();
+    let mut args = vec![
+        "run",
+        "-r",
+        rules.to_str().expect("utf-8 path"),
+        "-o",
+        "json_output=true",
+        "-o",
+        "webserver.enabled=false",
+    ];
+    args.extend_from_slice(opts);
+    let mut m = Monitor::start(&args);
+    let reply = redis.cli(&["MODULE", "LOAD", module.to_str().expect("utf-8 path")]);
+    // The module has no RedisModule_OnLoad: Redis refuses it, after its constructor ran.
+    assert!(reply.contains("ERR"), "unexpected reply: {reply}");
+    let alert = m
+        .wait_json(Duration::from_secs(20), |v| {
+            s(v, "rule") == "Shell spawned by Redis"
+        })
+        .unwrap_or_else(|| panic!("no alert; monitor log:\n{}", m.log.join("\n")));
+    // Give a shell that was not stopped the time to create the marker.
+    std::thread::sleep(Duration::from_millis(500));
+    let pong = redis.cli(&["PING"]) == "PONG" && redis.alive();
+    (marker.exists(), pong, alert)
+}
+
+#[test]
+fn a_shell_spawned_by_redis_is_killed_before_it_runs() {
+    let _serial = serial();
+    if !needs() {
+        return;
+    }
+    let (marker_exists, redis_ok, alert) = attack(&[]);
+    assert!(!marker_exists, "the shell ran: the marker file exists");
+    assert!(redis_ok, "redis-server must survive and answer PING");
+    assert_eq!(s(&alert, "priority"), "Critical");
+    let enf = &alert["enforcement"];
+    assert_eq!(enf["action"], "kill", "{alert}");
+    assert_eq!(enf["enforced"], true, "{alert}");
+    let f = &alert["output_fields"];
+    assert_eq!(f["proc.name"], "sh");
+    assert_eq!(f["proc.pname"], "redis-server");
+    assert_eq!(f["container.id"], "host");
+    assert!(
+        s(&alert, "output").contains("parent=redis-server"),
+        "{alert}"
+    );
+}
+
+#[test]
+fn in_dry_run_the_shell_runs_and_the_alert_says_it_was_not_enforced() {
+    let _serial = serial();
+    if !needs() {
+        return;
+    }
+    let (marker_exists, redis_ok, alert) = attack(&["-o", "enforcement.dry_run=true"]);
+    assert!(marker_exists, "in dry run the shell must run");
+    assert!(redis_ok);
+    let enf = &alert["enforcement"];
+    assert_eq!(enf["action"], "kill", "{alert}");
+    assert_eq!(enf["enforced"], false, "{alert}");
+    assert_eq!(enf["dry_run"], true, "{alert}");
+}
+
+#[test]
+fn shells_not_spawned_by_redis_are_left_alone() {
+    let _serial = serial();
+    if !needs() {
+        return;
+    }
+    let dir = TempDir::new("enforce-ok");
+    let marker = dir.0.join("ran");
+    let rules = shipped_rules();
+    let mut m = Monitor::start(&[
+        "run",
+        "-r",
+        rules.to_str().expect("utf-8 path"),
+        "-o",
+        "json_output=true",
+        "-o",
+        "webserver.enabled=false",
+    ]);
+    let st = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("touch {}", marker.display()))
+        .status()
+        .expect("sh");
+    assert!(st.success(), "an ordinary shell was stopped: {st}");
+    assert!(marker.exists());
+    let lines = m.collect_for(Duration::from_secs(2)).to_vec();
+    assert!(
+        !lines.iter().any(|l| l.contains("Shell spawned by Redis")),
+        "unexpected alert: {lines:?}"
+    );
+}
+
+#[test]
+fn an_enforcing_rule_the_kernel_cannot_evaluate_is_refused_with_the_reason() {
+    let _serial = serial();
+    if !can_load_bpf() {
+        return;
+    }
+    let dir = TempDir::new("enforce-bad");
+    let rules = dir.0.join("bad.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: Kill shadow readers\n  desc: d\n  condition: evt.type = execve and fd.name startswith /etc\n  output: o %proc.name\n  priority: CRITICAL\n  action: kill\n",
+    )
+    .expect("write rules");
+    let out = Command::new(e2e::monitor_bin())
+        .args(["run", "-r"])
+        .arg(&rules)
+        .args(["-o", "webserver.enabled=false"])
+        .output()
+        .expect("run monitor");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the monitor must refuse to start");
+    assert!(err.contains("Kill shadow readers"), "{err}");
+    assert!(err.contains("cannot be enforced"), "{err}");
+    assert!(err.contains("fd.name"), "{err}");
+    assert!(
+        !err.contains("ready"),
+        "nothing may run with a half-compiled rule: {err}"
+    );
+}
