@@ -11,7 +11,6 @@
 
 pub mod tables;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -469,12 +468,13 @@ pub fn compile_all(engine: &crate::rules::Engine) -> Result<Vec<EnforcedRule>, V
         return Err(errors);
     }
     // Distinct atoms must fit the 64 fact bits, and conjunctions the kernel's table.
-    let mut atoms = BTreeMap::new();
+    let mut atoms: Vec<&Atom> = Vec::new();
     for r in &ok {
         for c in &r.conjs {
             for l in &c.lits {
-                let n = atoms.len();
-                atoms.entry(l.atom.clone()).or_insert(n);
+                if !atoms.contains(&&l.atom) {
+                    atoms.push(&l.atom);
+                }
             }
         }
     }

@@ -32,7 +32,8 @@ pub struct KernelTables {
 
 impl KernelTables {
     pub fn build(rules: &[EnforcedRule], dry_run_all: bool) -> KernelTables {
-        let mut bit_of: BTreeMap<Atom, u64> = BTreeMap::new();
+        // At most 64 atoms: a vector searched by equality.
+        let mut bit_of: Vec<(Atom, u64)> = Vec::new();
         let mut t = KernelTables::default();
         for (id, r) in rules.iter().enumerate() {
             t.rule_index.push(r.engine_index);
@@ -52,8 +53,14 @@ impl KernelTables {
                     conj.flags |= enforce::DRY_RUN;
                 }
                 for l in &c.lits {
-                    let n = bit_of.len() as u32;
-                    let bit = *bit_of.entry(l.atom.clone()).or_insert(1u64 << (n % 64));
+                    let bit = match bit_of.iter().find(|(a, _)| *a == l.atom) {
+                        Some((_, b)) => *b,
+                        None => {
+                            let b = 1u64 << (bit_of.len() % 64);
+                            bit_of.push((l.atom.clone(), b));
+                            b
+                        }
+                    };
                     if l.negated {
                         conj.must_clear |= bit;
                     } else {
