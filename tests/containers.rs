@@ -82,6 +82,12 @@ fn is_exec_with(v: &Value, marker: &str) -> bool {
     s(v, "evt.type") == "execve" && s(v, "proc.cmdline").contains(marker)
 }
 
+/// An exec of /bin/busybox with `marker` in its arguments (not the `docker` command that
+/// started it, whose arguments hold the marker too).
+fn busybox_ran(v: &Value, marker: &str) -> bool {
+    is_exec_with(v, marker) && s(v, "proc.exepath") == "/bin/busybox"
+}
+
 /// What the trace shows for a process of `c`.
 struct Expected<'a> {
     c: &'a Container,
@@ -178,9 +184,7 @@ fn trace_names_the_container_image_and_pod_of_each_event() {
     assert_in_container(&ev, &web_want);
     // The process the entrypoint started.
     let ev = m
-        .wait_json(WAIT, |v| {
-            is_exec_with(v, &entry_marker) && s(v, "proc.exepath") == "/bin/busybox"
-        })
+        .wait_json(WAIT, |v| busybox_ran(v, &entry_marker))
         .unwrap_or_else(|| {
             panic!(
                 "no execve event of the entrypoint's child; log: {:?}",
@@ -204,9 +208,7 @@ fn trace_names_the_container_image_and_pod_of_each_event() {
             .expect("docker exec");
         assert!(out.status.success(), "docker exec: {out:?}");
         let ev = m
-            .wait_json(WAIT, |v| {
-                is_exec_with(v, &marker) && s(v, "proc.exepath") == "/bin/busybox"
-            })
+            .wait_json(WAIT, |v| busybox_ran(v, &marker))
             .unwrap_or_else(|| panic!("no execve event of `docker exec {}`", want.c.name));
         assert_eq!(s(&ev, "proc.args"), format!("echo {marker}"), "{ev}");
         assert_in_container(&ev, want);
@@ -220,9 +222,7 @@ fn trace_names_the_container_image_and_pod_of_each_event() {
         .expect("run /bin/busybox on the host");
     assert!(out.status.success());
     let ev = m
-        .wait_json(WAIT, |v| {
-            is_exec_with(v, &marker) && s(v, "proc.exepath") == "/bin/busybox"
-        })
+        .wait_json(WAIT, |v| busybox_ran(v, &marker))
         .expect("an execve event of the host process");
     assert_eq!(
         n(&ev, "proc.ppid"),
@@ -469,7 +469,7 @@ fn events_keep_their_container_while_the_engine_restarts() {
 
     let ev = m
         .wait_json(WAIT, |v| {
-            is_exec_with(v, &loop_marker) && s(v, "container.name") == looping.name
+            busybox_ran(v, &loop_marker) && s(v, "container.name") == looping.name
         })
         .expect("the looping container's events, with its name");
     assert_eq!(s(&ev, "container.id"), &looping.id[..12]);
@@ -484,7 +484,7 @@ fn events_keep_their_container_while_the_engine_restarts() {
     while seen < 5 && Instant::now() < deadline {
         m.lines.clear();
         let after_stop = |v: &Value| {
-            is_exec_with(v, &loop_marker) && n(v, "evt.time").is_some_and(|t| t > stopped_at)
+            busybox_ran(v, &loop_marker) && n(v, "evt.time").is_some_and(|t| t > stopped_at)
         };
         if let Some(ev) = m.wait_json(deadline - Instant::now(), after_stop) {
             assert_eq!(
@@ -505,7 +505,7 @@ fn events_keep_their_container_while_the_engine_restarts() {
     // A container first seen now: its id, from its cgroup, without the engine.
     std::fs::write(&pipe, "go\n").expect("write to the container's pipe");
     let ev = m
-        .wait_json(WAIT, |v| is_exec_with(v, &wait_marker))
+        .wait_json(WAIT, |v| busybox_ran(v, &wait_marker))
         .expect("the waiting container's events, with the engine down");
     assert_eq!(
         s(&ev, "container.id"),
@@ -525,7 +525,7 @@ fn events_keep_their_container_while_the_engine_restarts() {
     m.lines.clear();
     let ev = m
         .wait_json(WAIT, |v| {
-            is_exec_with(v, &wait_marker) && s(v, "container.name") == waiting.name
+            busybox_ran(v, &wait_marker) && s(v, "container.name") == waiting.name
         })
         .unwrap_or_else(|| {
             panic!(
@@ -539,7 +539,7 @@ fn events_keep_their_container_while_the_engine_restarts() {
     // The first container kept its metadata throughout.
     let ev = m
         .wait_json(WAIT, |v| {
-            is_exec_with(v, &loop_marker) && n(v, "evt.time").is_some_and(|t| t > restarted_at)
+            busybox_ran(v, &loop_marker) && n(v, "evt.time").is_some_and(|t| t > restarted_at)
         })
         .expect("the first container's events after the restart");
     assert_eq!(s(&ev, "container.id"), &looping.id[..12], "{ev}");
@@ -557,9 +557,7 @@ fn events_keep_their_container_while_the_engine_restarts() {
         ))
         .expect("docker run after the engine restart");
     let ev = m
-        .wait_json(WAIT, |v| {
-            is_exec_with(v, &late_marker) && s(v, "proc.exepath") == "/bin/busybox"
-        })
+        .wait_json(WAIT, |v| busybox_ran(v, &late_marker))
         .expect("an event of the container started after the restart");
     assert_eq!(s(&ev, "container.id"), &late.id[..12], "{ev}");
     assert_eq!(s(&ev, "container.name"), late.name, "{ev}");
