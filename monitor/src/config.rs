@@ -316,6 +316,8 @@ pub struct Config {
     pub container: Option<Value>,
     pub enforcement: Option<Value>,
     pub capture: Option<Value>,
+    /// Falco's `append_output` (see `crate::append_output`).
+    pub append_output: Option<Value>,
     /// The merged document (file plus overrides), for `section`.
     #[serde(skip)]
     raw: Value,
@@ -344,6 +346,7 @@ impl Default for Config {
             container: None,
             enforcement: None,
             capture: None,
+            append_output: None,
             raw: Value::Mapping(Default::default()),
             source: None,
         }
@@ -752,6 +755,7 @@ impl std::fmt::Display for CheckReport {
 /// files it names can be read, so that a mistake shows before a deployment, not at it.
 pub fn check(path: Option<&Path>, overrides: &[String]) -> Result<CheckReport, ConfigError> {
     let (config, mut warnings) = Config::load(path, overrides)?;
+    crate::append_output::entries(&config)?;
     for (i, p) in config.rules_files.iter().enumerate() {
         if !p.exists() {
             warnings.push(format!("rules_files[{i}]: {} does not exist", p.display()));

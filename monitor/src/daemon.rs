@@ -113,7 +113,10 @@ fn load_rules(cfg: &Config) -> Result<(Engine, Vec<crate::rules::Warning>)> {
             crate::config::RuleMatching::All => crate::rules::RuleMatching::All,
         },
     };
-    Ok(Engine::load(&cfg.rules_files, &opts)?)
+    let appends = crate::append_output::entries(cfg)?;
+    let (mut engine, warnings) = Engine::load(&cfg.rules_files, &opts)?;
+    crate::append_output::apply(&mut engine, &appends).map_err(|e| anyhow::anyhow!(e))?;
+    Ok((engine, warnings))
 }
 
 /// What the kernel must capture for these rules.

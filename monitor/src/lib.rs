@@ -3,6 +3,7 @@
 //! without a kernel.
 
 pub mod alert;
+pub mod append_output;
 pub mod cli;
 pub mod config;
 pub mod container;

@@ -91,6 +91,16 @@ pub struct DockerCli {
 }
 
 impl DockerCli {
+    /// The client binary, for commands a test must run itself (e.g. under a terminal).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// The `-H` value that reaches this engine.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// Runs `docker ARGS` and returns its trimmed stdout; an error carries stderr.
     pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<String> {
         let out = run_checked(Command::new(&self.bin).arg("-H").arg(&self.host).args(args))?;

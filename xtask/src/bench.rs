@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use e2e::docker::{Container, Dockerd, RunSpec, docker_missing};
 
 const RUNS: usize = 5;
 
@@ -18,13 +19,14 @@ struct Monitor {
 }
 
 impl Monitor {
-    fn start(bin: &Path, rules: &[PathBuf]) -> Result<Monitor> {
+    fn start(bin: &Path, rules: &[PathBuf], extra: &[String]) -> Result<Monitor> {
         let mut cmd = Command::new(bin);
         cmd.arg("run");
         for r in rules {
             cmd.arg("-r").arg(r);
         }
         cmd.args(["-o", "stdout_output.enabled=false"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().context("starting the monitor")?;
@@ -173,6 +175,64 @@ impl Drop for Redis {
     }
 }
 
+/// Containers kept running while both halves of the bench run: a private Docker engine
+/// (the tests' harness) and `n` busybox containers sleeping. Removed, with the engine, on
+/// drop.
+struct ContainerLoad {
+    // Fields drop in order: the containers before their engine.
+    containers: Vec<Container>,
+    dockerd: Dockerd,
+}
+
+const BENCH_IMAGE: &str = "monitor-bench/busybox:1";
+
+impl ContainerLoad {
+    fn start(n: usize) -> Result<ContainerLoad> {
+        if let Some(missing) = docker_missing() {
+            bail!("--containers: {missing}");
+        }
+        let dockerd = Dockerd::try_start().context("starting a private dockerd")?;
+        dockerd
+            .busybox_image(BENCH_IMAGE)
+            .context("importing the busybox image")?;
+        let mut load = ContainerLoad {
+            containers: Vec::with_capacity(n),
+            dockerd,
+        };
+        for i in 0..n {
+            let name = format!("monitor-bench-{}-{i}", std::process::id());
+            let spec = RunSpec::new(&name, BENCH_IMAGE, &["/bin/busybox", "sleep", "3600"]);
+            let c = load
+                .dockerd
+                .run(&spec)
+                .with_context(|| format!("docker run {name}"))?;
+            load.containers.push(c);
+        }
+        let running = load
+            .dockerd
+            .docker(&["ps", "-q", "--filter", "status=running"])?
+            .lines()
+            .count();
+        if running != n {
+            bail!("{running} of {n} containers are running");
+        }
+        Ok(load)
+    }
+
+    /// `-o` options pointing the monitor's container stage at this engine.
+    fn monitor_options(&self) -> Vec<String> {
+        vec![
+            "-o".into(),
+            "container.docker_sockets=[]".into(),
+            "-o".into(),
+            format!(
+                "container.docker_sockets[]={}",
+                self.dockerd.socket().display()
+            ),
+        ]
+    }
+}
+
 struct Measures {
     open_close_s: f64,
     fork_exec_s: f64,
@@ -200,7 +260,7 @@ pub fn capture(
     containers: usize,
 ) -> Result<()> {
     let iterations = iterations.unwrap_or(200_000);
-    let bin = root.join("target/release/monitor");
+    let bin = crate::target_dir(root).join("release/monitor");
     let rules: Vec<PathBuf> = if rules.is_empty() {
         let falco = root.join("../shared/falco-rules/falco_rules.yaml");
         if falco.exists() {
@@ -211,9 +271,17 @@ pub fn capture(
     } else {
         rules.to_vec()
     };
-    if containers > 0 {
-        bail!("--containers needs the container harness, which is not wired in yet");
-    }
+    // Started first, so that both halves run beside the same containers.
+    let load = if containers > 0 {
+        eprintln!("bench: starting a private dockerd and {containers} containers");
+        Some(ContainerLoad::start(containers)?)
+    } else {
+        None
+    };
+    let monitor_options = load
+        .as_ref()
+        .map(ContainerLoad::monitor_options)
+        .unwrap_or_default();
     let redis = Redis::start()?;
     eprintln!(
         "bench: {iterations} open+close, {} fork+exec, {} redis requests per run; median of runs",
@@ -221,14 +289,14 @@ pub fn capture(
         iterations / 2
     );
     let base = measure(iterations, &redis)?;
-    let monitor = Monitor::start(&bin, &rules)?;
+    let monitor = Monitor::start(&bin, &rules, &monitor_options)?;
     let with = measure(iterations, &redis)?;
     // A fork+exec loop at full speed, for the drop count.
     let stats = monitor.stop();
 
     let per = |s: f64, n: u64| s * 1e9 / n as f64;
     println!(
-        "capture benchmark (rules: {})",
+        "capture benchmark (rules: {}; {containers} containers running)",
         rules
             .iter()
             .map(|r| r.display().to_string())
@@ -257,5 +325,7 @@ pub fn capture(
         Some(s) => println!("  monitor stats: {s}"),
         None => println!("  monitor stats: none printed"),
     }
+    drop(redis);
+    drop(load);
     Ok(())
 }

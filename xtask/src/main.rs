@@ -73,7 +73,7 @@ fn main() -> Result<()> {
         Cmd::Run { args } => {
             setup::toolchain()?;
             build(&root)?;
-            let mut cmd = Command::new(root.join("target/release/monitor"));
+            let mut cmd = Command::new(target_dir(&root).join("release/monitor"));
             cmd.arg("run");
             if !args.iter().any(|a| a == "-r" || a == "--rules") {
                 cmd.arg("-r").arg(root.join("rules"));
@@ -88,7 +88,7 @@ fn main() -> Result<()> {
             setup::toolchain()?;
             setup::test_packages()?;
             build(&root)?;
-            let bin = root.join("target/release/monitor");
+            let bin = target_dir(&root).join("release/monitor");
             // Unit tests and end-to-end tests; the end-to-end tests drive the release binary.
             run(Command::new("cargo")
                 .current_dir(&root)
@@ -133,6 +133,15 @@ pub fn run(cmd: &mut Command) -> Result<()> {
         bail!("{:?} failed: {status}", cmd);
     }
     Ok(())
+}
+
+/// Cargo's target directory: $CARGO_TARGET_DIR (relative to the workspace if relative), else
+/// `target/` in the workspace, where the `cargo build` this tool runs puts the binary.
+pub fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
 }
 
 fn workspace_root() -> Result<PathBuf> {

@@ -244,6 +244,34 @@ impl Engine {
         }
     }
 
+    /// Appends `extra` (output format syntax) to the output of every rule `select` picks,
+    /// after a blank, as Falco's `append_output` does. All rules or none: on an error (an
+    /// unknown field in `extra`) nothing changes.
+    pub fn append_output(
+        &mut self,
+        extra: &str,
+        select: impl Fn(&Rule) -> bool,
+    ) -> Result<(), String> {
+        let mut changed = Vec::new();
+        for (i, r) in self.rules.iter().enumerate().filter(|(_, r)| select(r)) {
+            let text = format!("{} {}", r.output.trim_end(), extra.trim());
+            let (format, _) = output::OutputFormat::compile(&text)
+                .map_err(|e| format!("appending output '{extra}' to rule '{}': {e}", r.name))?;
+            changed.push((i, text, format));
+        }
+        for (i, text, format) in changed {
+            let r = &mut self.rules[i];
+            for a in format.accessors() {
+                if !a.def.provided && !r.missing_fields.contains(&a.display) {
+                    r.missing_fields.push(a.display.clone());
+                }
+            }
+            r.output = text;
+            r.output_format = format;
+        }
+        Ok(())
+    }
+
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
