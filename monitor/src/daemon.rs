@@ -247,6 +247,22 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     }
     health.set_ready(false);
+    // Events of before the signal may still wait in the ring (the daemon was busy, or the
+    // signal won the race in `select!`): finish them, so that their alerts are delivered.
+    // Bounded in time, since a busy host never leaves the ring empty.
+    let until = tokio::time::Instant::now() + SHUTDOWN_RING_DRAIN;
+    while tokio::time::Instant::now() < until {
+        reader.drain_ready(&mut batch, 256);
+        if batch.is_empty() {
+            break;
+        }
+        for rec in batch.drain(..) {
+            if let Some(ev) = enricher.enrich(rec).await {
+                events += 1;
+                detector.handle(&ev);
+            }
+        }
+    }
     let report = outputs.shutdown(Duration::from_secs(5)).await;
     if report.total_lost() > 0 {
         warn!(
@@ -260,6 +276,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
     eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events));
     Ok(())
 }
+
+/// Longest time spent at shutdown on events still in the ring buffer.
+const SHUTDOWN_RING_DRAIN: Duration = Duration::from_secs(2);
 
 const KERNEL_DROP_NAMES: [&str; 4] = ["ringbuf_full", "pending_full", "no_entry", "read_failed"];
 
