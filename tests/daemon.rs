@@ -997,3 +997,50 @@ fn falco_rules_unmodified_flag_reading_etc_shadow() {
         "{a}"
     );
 }
+
+#[test]
+fn sigterm_to_a_busy_daemon_still_delivers_the_alerts_of_events_before_it() {
+    if !can_load_bpf() {
+        return;
+    }
+    const FIRED: usize = 20;
+    let setup = Setup::new("shutdown-busy", "", "");
+    let file = setup.dir.0.join("alerts.jsonl");
+    std::fs::write(
+        &setup.config,
+        format!(
+            "stdout_output: {{enabled: false}}\njson_output: true\nfile_output:\n  enabled: true\n  filename: {}\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let mk = setup.marker();
+    std::fs::write(&setup.rules, exec_rule("E2E busy shutdown", &mk, "WARNING")).unwrap();
+    let m = setup.start(&[]);
+    // Stopped, the daemon reads nothing: the events wait in the ring buffer, and the SIGTERM
+    // is pending when it resumes, as for a daemon busy when the signal comes.
+    m.signal(libc::SIGSTOP);
+    for i in 0..FIRED {
+        mk.fire(&format!("n={i}"));
+    }
+    m.signal(libc::SIGTERM);
+    m.signal(libc::SIGCONT);
+    let (status, _, _, log) = m.terminate(Duration::from_secs(15));
+    let status = status.unwrap_or_else(|| panic!("still running 15 s after SIGTERM: {log:?}"));
+    assert_eq!(status.code(), Some(0), "exit status; log: {log:?}");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let numbers: Vec<u64> = text
+        .lines()
+        .filter_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .as_ref()
+                .and_then(arg_number)
+        })
+        .collect();
+    assert_eq!(
+        numbers,
+        (0..FIRED as u64).collect::<Vec<_>>(),
+        "alerts of the events before SIGTERM; log: {log:?}"
+    );
+}
