@@ -211,6 +211,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             reason = reloader.next() => {
                 if reason == ReloadReason::ReopenFiles {
                     outputs.reopen();
+                    info!("output files will be reopened before their next alert (SIGUSR1)");
                     continue;
                 }
                 info!("reload requested ({reason:?})");
