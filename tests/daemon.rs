@@ -760,6 +760,10 @@ fn rules_reload_on_sighup_and_on_file_change_and_survive_a_broken_file() {
     let (_, err) = m
         .wait_log_from(WAIT, from, "reload failed")
         .unwrap_or_else(|| panic!("no reload failure logged: {:?}", m.log));
+    assert!(
+        !err.contains('\u{1b}'),
+        "plain text in a log that is not a terminal: {err:?}"
+    );
     let at = format!("{}:{cond_line}:", setup.rules.display());
     let pos = err
         .find(&at)
@@ -1042,5 +1046,151 @@ fn sigterm_to_a_busy_daemon_still_delivers_the_alerts_of_events_before_it() {
         numbers,
         (0..FIRED as u64).collect::<Vec<_>>(),
         "alerts of the events before SIGTERM; log: {log:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration: a changed file applies without restart; SIGUSR1 reopens output files;
+// Falco's `priority` threshold.
+
+#[test]
+fn a_changed_configuration_file_switches_the_output_format_without_restart() {
+    if !can_load_bpf() {
+        return;
+    }
+    let setup = Setup::new("config-reload", "json_output: false\n", "");
+    let mk = setup.marker();
+    std::fs::write(&setup.rules, exec_rule("E2E config reload", &mk, "WARNING")).unwrap();
+    let mut m = setup.start(&[]);
+    let needle = format!("proc.name={} ", mk.name);
+    mk.fire("before");
+    let line = m
+        .wait_line(WAIT, |l| l.contains(&needle) && l.contains(" before "))
+        .expect("a text alert");
+    assert!(
+        serde_json::from_str::<Value>(&line).is_err(),
+        "text: {line}"
+    );
+
+    let from = m.log.len();
+    replace_file(&setup.config, "json_output: true\n");
+    let (i, line) = m
+        .wait_log_from(WAIT, from, "reload requested (Changed")
+        .unwrap_or_else(|| panic!("the configuration change was not seen: {:?}", m.log));
+    assert!(line.contains("monitor.yaml"), "{line}");
+    m.wait_log_from(WAIT, i, "reload done")
+        .unwrap_or_else(|| panic!("reload not done: {:?}", m.log));
+    mk.fire("after");
+    let a = m
+        .wait_json(WAIT, |v| {
+            has_marker(v, &mk) && v["output_fields"]["proc.cmdline"] == format!("{} after", mk.name)
+        })
+        .unwrap_or_else(|| panic!("no JSON alert after the reload: {:?}", m.lines));
+    assert_eq!(s(&a, "rule"), "E2E config reload");
+    // The `-o webserver.listen_port=0` override still holds: no restart warning, same server.
+    assert!(
+        !m.log.iter().any(|l| l.contains("next restart")),
+        "{:?}",
+        m.log
+    );
+}
+
+#[test]
+fn sigusr1_reopens_the_output_file_after_logrotate_moved_it() {
+    if !can_load_bpf() {
+        return;
+    }
+    let setup = Setup::new("reopen", "", "");
+    let file = setup.dir.0.join("alerts.jsonl");
+    let rotated = setup.dir.0.join("alerts.jsonl.1");
+    std::fs::write(
+        &setup.config,
+        format!(
+            "stdout_output: {{enabled: false}}\njson_output: true\nfile_output:\n  enabled: true\n  keep_alive: true\n  filename: {}\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let mk = setup.marker();
+    std::fs::write(&setup.rules, exec_rule("E2E reopen", &mk, "WARNING")).unwrap();
+    let mut m = setup.start(&[]);
+    let numbers_in = |p: &Path| -> Vec<u64> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                serde_json::from_str::<Value>(l)
+                    .ok()
+                    .as_ref()
+                    .and_then(arg_number)
+            })
+            .collect()
+    };
+    let wait_numbers = |p: &Path, n: usize| {
+        let until = Instant::now() + WAIT;
+        while numbers_in(p).len() < n && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        numbers_in(p)
+    };
+    mk.fire("n=0");
+    assert_eq!(wait_numbers(&file, 1), [0]);
+    // logrotate: move the file away, then SIGUSR1 (Falco's signal to reopen output files).
+    std::fs::rename(&file, &rotated).unwrap();
+    let from = m.log.len();
+    m.signal(libc::SIGUSR1);
+    m.wait_log_from(WAIT, from, "reopened")
+        .unwrap_or_else(|| panic!("SIGUSR1 not handled: {:?}", m.log));
+    mk.fire("n=1");
+    assert_eq!(wait_numbers(&file, 1), [1], "the new alert in a new file");
+    assert_eq!(
+        numbers_in(&rotated),
+        [0],
+        "the rotated file keeps the old one only"
+    );
+    // SIGUSR1 is not a reload.
+    assert!(
+        !m.log.iter().any(|l| l.contains("reload requested")),
+        "{:?}",
+        m.log
+    );
+}
+
+#[test]
+fn rules_below_the_configured_priority_do_not_alert() {
+    if !can_load_bpf() {
+        return;
+    }
+    let setup = Setup::new("priority", "priority: error\njson_output: true\n", "");
+    let (warn, crit) = (setup.marker(), setup.marker());
+    std::fs::write(
+        &setup.rules,
+        exec_rule("E2E below threshold", &warn, "WARNING")
+            + &exec_rule("E2E above threshold", &crit, "CRITICAL"),
+    )
+    .unwrap();
+    let mut m = setup.start(&[]);
+    let web = web_addr(&m);
+    warn.fire("1");
+    crit.fire("1");
+    let a = m
+        .wait_json(WAIT, |v| has_marker(v, &crit))
+        .expect("the critical rule alerts");
+    assert_eq!(s(&a, "priority"), "Critical");
+    // Executed before the critical one: had it alerted, it would be printed by now.
+    m.collect_for(Duration::from_millis(500));
+    assert!(
+        !m.lines.iter().any(|l| l.contains(&warn.name)),
+        "a Warning rule alerted under priority: error: {:?}",
+        m.lines
+    );
+    let page = scrape(web);
+    assert_eq!(
+        metric(
+            &page,
+            r#"monitor_alerts_total{rule="E2E below threshold",priority="Warning"}"#
+        ),
+        None,
+        "{page}"
     );
 }
