@@ -1,12 +1,15 @@
 //! End-to-end: `monitor run` as a user runs it (configuration file, rules file, `-o`
 //! overrides) against the real kernel, with real peers: alerts on stdout (Falco text and JSON),
-//! a real rsyslogd (unix socket and UDP), a real HTTP server as webhook (up, down then back,
-//! slow), hot reload (SIGHUP and file change, valid and broken rules), `/metrics`, `/healthz`
-//! and `/readyz` of the running daemon, and a graceful SIGTERM with a file output.
+//! a real rsyslogd (unix socket, UDP, TCP), a real HTTP server as webhook (up, down then back,
+//! slow), hot reload (SIGHUP and file change, valid and broken rules, configuration), SIGUSR1
+//! reopening a rotated output file, `/metrics`, `/healthz` and `/readyz` of the running
+//! daemon, start-up errors, and graceful SIGTERM (file output, busy daemon, dead webhook).
 //!
 //! Each test writes its own tiny rules file whose rule matches the execution of a copy of
 //! /bin/true under a name of its own (the "marker"), so that nothing else on the machine can
-//! fire it and each test sees only its own alerts. One test runs Falco's own rules unmodified.
+//! fire it and each test sees only its own alerts; each daemon has its webserver on a port of
+//! its own, so tests run in parallel. One test runs Falco's own stable rules unmodified (the
+//! copy vendored in rules/).
 
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileExt, MetadataExt};
