@@ -85,6 +85,12 @@ fn stats_line(probe: &Probe, table: &ProcessTable, reader: &Reader, events: u64)
     format!("monitor: stats {j}")
 }
 
+/// A line for whoever reads stderr. When nobody does any more (the pipe's reader is gone),
+/// the daemon carries on and exits normally, where `eprintln!` would panic.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Configuration for a command: the file, `-o` overrides, and `-r` as rules_files overrides
 /// (so that a reload re-applies them).
 fn load_config(common: &CommonArgs) -> Result<(LiveConfig, Vec<String>)> {
@@ -191,7 +197,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         engine.rules().iter().filter(|r| r.enabled).count(),
         engine.event_types().len()
     );
-    eprintln!("monitor: running, ready");
+    say("monitor: running, ready");
 
     let mut events = 0u64;
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -242,7 +248,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 }
             }
             _ = sweep.tick() => enricher.table.sweep(),
-            _ = usr2.recv() => eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events)),
+            _ = usr2.recv() => say(&stats_line(&probe, &enricher.table, &reader, events)),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -274,7 +280,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(w) = web {
         w.shutdown().await;
     }
-    eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events));
+    say(&stats_line(&probe, &enricher.table, &reader, events));
     Ok(())
 }
 
@@ -329,7 +335,7 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut int = signal(SignalKind::interrupt())?;
-    eprintln!("monitor: tracing, ready");
+    say("monitor: tracing, ready");
 
     let mut events = 0u64;
     let mut sweep = tokio::time::interval(Duration::from_secs(30));
@@ -357,11 +363,11 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
                 let _ = stdout.lock().flush();
             }
             _ = sweep.tick() => enricher.table.sweep(),
-            _ = usr1.recv() => eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events)),
+            _ = usr1.recv() => say(&stats_line(&probe, &enricher.table, &reader, events)),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
-    eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events));
+    say(&stats_line(&probe, &enricher.table, &reader, events));
     Ok(())
 }
