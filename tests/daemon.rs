@@ -1333,3 +1333,54 @@ fn sigterm_with_an_unreachable_webhook_exits_0_in_bounded_time_and_counts_the_lo
         "the loss is reported: {log:?}"
     );
 }
+
+#[test]
+fn sigterm_exits_0_when_nobody_reads_stderr_any_more() {
+    if !can_load_bpf() {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let setup = Setup::new("stderr-gone", "stdout_output: {enabled: false}\n", "");
+    let mk = setup.marker();
+    std::fs::write(&setup.rules, exec_rule("E2E stderr gone", &mk, "WARNING")).unwrap();
+    let mut child = Command::new(e2e::monitor_bin())
+        .args(["run", "-c"])
+        .arg(&setup.config)
+        .arg("-r")
+        .arg(&setup.rules)
+        .args(["-o", "webserver.listen_port=0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the monitor");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("ready"));
+    assert!(ready, "the monitor did not get ready");
+    // The reader of the daemon's log goes away (a log shipper restarting, a closed terminal).
+    drop(lines);
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let until = Instant::now() + SHUTDOWN_BOUND;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for the monitor") {
+            break st;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running {SHUTDOWN_BOUND:?} after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a clean exit, not a panic: {status}"
+    );
+}
