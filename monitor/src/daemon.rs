@@ -89,6 +89,12 @@ fn stats_line(probe: &Probe, table: &ProcessTable, reader: &Reader, events: u64)
     format!("monitor: stats {j}")
 }
 
+/// A line for whoever reads stderr. When nobody does any more (the pipe's reader is gone),
+/// the daemon carries on and exits normally, where `eprintln!` would panic.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Configuration for a command: the file, `-o` overrides, and `-r` as rules_files overrides
 /// (so that a reload re-applies them).
 fn load_config(common: &CommonArgs) -> Result<(LiveConfig, Vec<String>)> {
@@ -251,7 +257,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         engine.rules().iter().filter(|r| r.enabled).count(),
         engine.event_types().len()
     );
-    eprintln!("monitor: running, ready");
+    say("monitor: running, ready");
 
     let mut events = 0u64;
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -277,6 +283,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             reason = reloader.next() => {
                 if reason == ReloadReason::ReopenFiles {
                     outputs.reopen();
+                    info!("output files will be reopened before their next alert (SIGUSR1)");
                     continue;
                 }
                 info!("reload requested ({reason:?})");
@@ -311,12 +318,28 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 }
             }
             _ = sweep.tick() => enricher.table.sweep(),
-            _ = usr2.recv() => eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events)),
+            _ = usr2.recv() => say(&stats_line(&probe, &enricher.table, &reader, events)),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     health.set_ready(false);
+    // Events of before the signal may still wait in the ring (the daemon was busy, or the
+    // signal won the race in `select!`): finish them, so that their alerts are delivered.
+    // Bounded in time, since a busy host never leaves the ring empty.
+    let until = tokio::time::Instant::now() + SHUTDOWN_RING_DRAIN;
+    while tokio::time::Instant::now() < until {
+        reader.drain_ready(&mut batch, 256);
+        if batch.is_empty() {
+            break;
+        }
+        for rec in batch.drain(..) {
+            if let Some(ev) = enricher.enrich(rec).await {
+                events += 1;
+                detector.handle(&ev);
+            }
+        }
+    }
     let report = outputs.shutdown(Duration::from_secs(5)).await;
     if report.total_lost() > 0 {
         warn!(
@@ -327,9 +350,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(w) = web {
         w.shutdown().await;
     }
-    eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events));
+    say(&stats_line(&probe, &enricher.table, &reader, events));
     Ok(())
 }
+
+/// Longest time spent at shutdown on events still in the ring buffer.
+const SHUTDOWN_RING_DRAIN: Duration = Duration::from_secs(2);
 
 const KERNEL_DROP_NAMES: [&str; 4] = ["ringbuf_full", "pending_full", "no_entry", "read_failed"];
 
@@ -380,7 +406,7 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut int = signal(SignalKind::interrupt())?;
-    eprintln!("monitor: tracing, ready");
+    say("monitor: tracing, ready");
 
     let mut events = 0u64;
     let mut sweep = tokio::time::interval(Duration::from_secs(30));
@@ -408,11 +434,11 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
                 let _ = stdout.lock().flush();
             }
             _ = sweep.tick() => enricher.table.sweep(),
-            _ = usr1.recv() => eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events)),
+            _ = usr1.recv() => say(&stats_line(&probe, &enricher.table, &reader, events)),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
-    eprintln!("{}", stats_line(&probe, &enricher.table, &reader, events));
+    say(&stats_line(&probe, &enricher.table, &reader, events));
     Ok(())
 }

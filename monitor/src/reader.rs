@@ -25,6 +25,21 @@ impl Reader {
         })
     }
 
+    /// Decodes up to `max` records already in the ring into `out`, without waiting: at
+    /// shutdown, for the events that happened before the signal but were not read yet.
+    pub fn drain_ready(&mut self, out: &mut Vec<RawRecord>, max: usize) {
+        let ring = self.ring.get_mut();
+        let mut errors = 0;
+        while out.len() < max {
+            let Some(item) = ring.next() else { break };
+            match decode::decode(&item) {
+                Ok(r) => out.push(r),
+                Err(_) => errors += 1,
+            }
+        }
+        self.decode_errors += errors;
+    }
+
     /// Wait for records, then decode up to `max` of them into `out`.
     pub async fn next_batch(
         &mut self,

@@ -205,6 +205,127 @@ impl Monitor {
         }
     }
 
+    /// Wait until a stdout line satisfies `pred` (lines already seen first); returns it.
+    pub fn wait_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        if let Some(l) = self.lines.iter().find(|l| pred(l)) {
+            return Some(l.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.drain();
+                return None;
+            }
+            match self.stdout.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = pred(&l);
+                    self.lines.push(l.clone());
+                    if hit {
+                        return Some(l);
+                    }
+                }
+                Err(_) => {
+                    self.drain();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Wait until `n` stdout lines satisfy `pred` (counting lines already seen); returns them.
+    pub fn wait_lines(
+        &mut self,
+        timeout: Duration,
+        n: usize,
+        pred: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let hits: Vec<String> = self.lines.iter().filter(|l| pred(l)).cloned().collect();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if hits.len() >= n || left.is_zero() {
+                self.drain();
+                return hits;
+            }
+            match self.stdout.recv_timeout(left) {
+                Ok(l) => self.lines.push(l),
+                Err(_) => {
+                    self.drain();
+                    return self.lines.iter().filter(|l| pred(l)).cloned().collect();
+                }
+            }
+        }
+    }
+
+    /// Wait until the stderr log holds a line containing `needle` at an index >= `from`
+    /// (an index into [`Monitor::log`]); returns its index and text.
+    pub fn wait_log_from(
+        &mut self,
+        timeout: Duration,
+        from: usize,
+        needle: &str,
+    ) -> Option<(usize, String)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((i, l)) = self
+                .log
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, l)| l.contains(needle))
+            {
+                return Some((i, l.clone()));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            match self.stderr.recv_timeout(left) {
+                Ok(l) => self.log.push(l),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// SIGTERM, then wait up to `timeout` for the exit; returns the status (None: still
+    /// running at the deadline, then killed by drop), the time it took, and every stdout and
+    /// stderr line.
+    pub fn terminate(
+        mut self,
+        timeout: Duration,
+    ) -> (
+        Option<std::process::ExitStatus>,
+        Duration,
+        Vec<String>,
+        Vec<String>,
+    ) {
+        let start = Instant::now();
+        self.signal(libc::SIGTERM);
+        let mut status = None;
+        while start.elapsed() < timeout {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                status = Some(s);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let took = start.elapsed();
+        // The pipes close at exit: collect what is left.
+        while let Ok(l) = self.stdout.recv_timeout(Duration::from_millis(500)) {
+            self.lines.push(l);
+        }
+        while let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            self.log.push(l);
+        }
+        (
+            status,
+            took,
+            std::mem::take(&mut self.lines),
+            std::mem::take(&mut self.log),
+        )
+    }
+
     /// Send a signal to the monitor.
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) of our own child.
@@ -270,4 +391,62 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A GET of `path` on `addr` over plain HTTP/1.1: the status code and the body.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    c.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("HTTP response without a header end"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let body = &raw[split + 4..];
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad HTTP response: {head:?}")))?;
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    Ok((status, String::from_utf8_lossy(&body).to_string()))
+}
+
+/// The body of a chunked HTTP/1.1 response.
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&rest[..eol]).to_string();
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        let after = &rest[eol + 2..];
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.extend_from_slice(&after[..n]);
+        rest = after[n..].strip_prefix(b"\r\n").unwrap_or(&after[n..]);
+    }
+    out
+}
+
+/// The value of one series (`name{labels}` exactly as printed) in a Prometheus text page.
+pub fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

@@ -83,7 +83,14 @@ pub struct HttpReceiver {
 
 impl HttpReceiver {
     pub fn start() -> Result<HttpReceiver> {
-        let listener = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
+        Self::start_on(0, Duration::ZERO)
+    }
+
+    /// As [`HttpReceiver::start`], on a given port (0: any), answering each request only after
+    /// `delay` (a slow server; the request is recorded when it arrives).
+    pub fn start_on(port: u16, delay: Duration) -> Result<HttpReceiver> {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .with_context(|| format!("bind 127.0.0.1:{port}"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -95,7 +102,7 @@ impl HttpReceiver {
                     Ok((conn, _)) => {
                         let reqs = reqs.clone();
                         std::thread::spawn(move || {
-                            let _ = serve_connection(conn, &reqs);
+                            let _ = serve_connection(conn, &reqs, delay);
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -137,7 +144,7 @@ impl Drop for HttpReceiver {
 }
 
 /// Serves keep-alive requests on one connection until the client closes it.
-fn serve_connection(conn: TcpStream, reqs: &Mutex<Vec<Request>>) -> Result<()> {
+fn serve_connection(conn: TcpStream, reqs: &Mutex<Vec<Request>>, delay: Duration) -> Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut writer = conn;
@@ -178,6 +185,7 @@ fn serve_connection(conn: TcpStream, reqs: &Mutex<Vec<Request>>) -> Result<()> {
                 body,
             });
         }
+        std::thread::sleep(delay);
         writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")?;
         writer.flush()?;
     }
