@@ -106,7 +106,11 @@ struct Redis {
 
 impl Redis {
     fn start() -> Result<Redis> {
-        let port = 16379;
+        // A free port: another bench or test may run a redis of its own.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .context("finding a free port")?;
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -132,7 +136,10 @@ impl Redis {
 
     /// Requests per second of SET and GET together.
     fn bench(&self, n: u64) -> Result<f64> {
-        let out = Command::new("redis-benchmark")
+        // Bounded: a redis-benchmark whose server died would spin forever.
+        let out = Command::new("timeout")
+            .arg("300")
+            .arg("redis-benchmark")
             .args([
                 "-h",
                 "127.0.0.1",
