@@ -135,7 +135,9 @@ pub mod filtered {
     pub const FAILED: u32 = 2;
     /// The event came from the monitor itself.
     pub const SELF: u32 = 3;
-    pub const COUNT: u32 = 4;
+    /// A send/receive on a TCP socket that no rule can match.
+    pub const INET_STREAM: u32 = 4;
+    pub const COUNT: u32 = 5;
 }
 
 /// Fixed head of every record in the ring buffer. Variable items follow it, each an
@@ -291,7 +293,9 @@ pub struct KindConfig {
     pub want_failed: u8,
     /// Non-zero when the path prefilter applies to this kind.
     pub prefilter: u8,
-    pub _pad: u8,
+    /// Non-zero when no rule can match this kind on a TCP socket: such calls are dropped at
+    /// entry (sends and receives on inet stream sockets).
+    pub skip_inet_stream: u8,
 }
 
 /// Key of the path prefilter (an LPM trie on path bytes): an open whose absolute path has

@@ -34,6 +34,16 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 #[map]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
+/// Where the open prefilter reads a path at syscall entry: the path starts at `PATH_AT`, so
+/// that the suffix check may read the bytes before it, and the window after it is zeroed.
+pub const PATH_AT: usize = 64;
+#[repr(C)]
+pub struct PathBuf {
+    pub buf: [u8; 512],
+}
+#[map]
+pub static PATHBUF: PerCpuArray<PathBuf> = PerCpuArray::with_max_entries(1, 0);
+
 /// Entry halves waiting for their exit, by thread id. LRU, so that entries of threads killed
 /// in the middle of a syscall age out instead of filling the table.
 #[map]

@@ -66,7 +66,7 @@ pub fn kinds_for(types: &[String]) -> Result<BTreeSet<u16>> {
 fn stats_line(probe: &Probe, table: &ProcessTable, reader: &Reader, events: u64) -> String {
     let c = probe.counters();
     let names = ["ringbuf_full", "pending_full", "no_entry", "read_failed"];
-    let fnames = ["disabled", "prefilter", "failed", "self"];
+    let fnames = ["disabled", "prefilter", "failed", "self", "inet_stream"];
     let drops: serde_json::Map<String, serde_json::Value> = names
         .iter()
         .zip(c.drops.iter())
@@ -140,7 +140,54 @@ pub fn capture_set(engine: &Engine) -> CaptureSet {
             None
         }
     });
-    CaptureSet { kinds, prefilter }
+    CaptureSet {
+        kinds,
+        prefilter,
+        skip_inet_stream: inet_stream_skips(engine),
+    }
+}
+
+/// Send/receive kinds that no rule can match on a TCP socket (v4 or v6), by three-valued
+/// evaluation of the rules with only the socket's protocol and type known.
+fn inet_stream_skips(engine: &Engine) -> BTreeSet<u16> {
+    use crate::event::{FdInfo, FdKind, L4Proto, SocketTuple};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let tcp = |kind: FdKind, ip: IpAddr| FdInfo {
+        num: 3,
+        kind,
+        name: String::new(),
+        nameraw: String::new(),
+        open_flags: 0,
+        tuple: Some(SocketTuple {
+            proto: L4Proto::Tcp,
+            local: (ip, 1),
+            remote: (ip, 2),
+            local_is_server: false,
+        }),
+        name_changed: false,
+    };
+    let known = ["fd.l4proto", "fd.type", "fd.typechar"];
+    [
+        EventType::Sendto,
+        EventType::Sendmsg,
+        EventType::Recvfrom,
+        EventType::Recvmsg,
+    ]
+    .into_iter()
+    .filter(|&ty| {
+        [
+            tcp(FdKind::Ipv4, IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            tcp(FdKind::Ipv6, IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        ]
+        .into_iter()
+        .all(|fd| {
+            let mut ev = crate::rules::testkit::Ev::new(ty).build();
+            ev.fd = Some(fd);
+            !engine.may_match(&ev, &known)
+        })
+    })
+    .map(EventType::kind)
+    .collect()
 }
 
 /// The `enforcement:` section of the configuration.
@@ -396,6 +443,7 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
     probe.set_capture(&CaptureSet {
         kinds,
         prefilter: None,
+        skip_inet_stream: BTreeSet::new(),
     })?;
     let mut enricher = Enricher {
         table: ProcessTable::seeded(TableConfig::default()),

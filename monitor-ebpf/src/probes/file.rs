@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use monitor_common::{MAX_SUFFIXES, PREFIX_MAX, SUFFIX_MAX, drop, filtered, item, kind};
 
-use crate::maps::{self, DROPS, FILTERED, PENDING, PREFIXES, SUFFIXES};
+use crate::maps::{self, DROPS, FILTERED, PATH_AT, PATHBUF, PENDING, PREFIXES, SUFFIXES};
 use crate::probes::syscalls::kind_of;
 use crate::record::Record;
 
@@ -43,7 +43,10 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
     let tid = pid_tgid as u32;
     // SAFETY: the value is copied out before the entry is removed.
     let Some(p) = (unsafe { PENDING.get(&tid) }).copied() else {
-        maps::count(&DROPS, drop::NO_ENTRY);
+        // Dropped at entry by the prefilter, or the entry was lost.
+        if cfg.prefilter == 0 || settings.prefilter_on == 0 {
+            maps::count(&DROPS, drop::NO_ENTRY);
+        }
         return Ok(());
     };
     let _ = PENDING.remove(&tid);
@@ -54,22 +57,40 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let mut r = Record::new(k, &p.args, p.ts, ret).ok_or(0)?;
-    // The prefilter scans words past the string's end: make them zero, not an older record.
-    r.zero_next_item(SCAN_MAX + 16);
-    let path = r.push_user_str(item::PATH, p.args[path_arg]);
-    if cfg.prefilter != 0
-        && settings.prefilter_on != 0
-        && let Some((data, len)) = path
-        && !prefilter_pass(data, len, settings.suffix_count)
-    {
-        maps::count(&FILTERED, filtered::PREFILTER);
-        return Ok(());
-    }
+    r.push_user_str(item::PATH, p.args[path_arg]);
     if k == kind::OPENAT2 {
         r.push_user_bytes(item::OPEN_HOW, p.args[2], p.args[3]);
     }
     r.submit();
     Ok(())
+}
+
+/// The prefilter at syscall entry: read the path (user pointer `ptr`) into the per-CPU path
+/// buffer and judge it. True: the open may matter (keep it).
+#[inline(always)]
+pub fn prefilter_pass_at_entry(ptr: u64, suffix_count: u32) -> bool {
+    let Some(pb) = PATHBUF.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: the per-CPU buffer is ours while the program runs; PATH_AT + SCAN_MAX + 16
+    // bytes fit in it.
+    unsafe {
+        let base = (*pb).buf.as_mut_ptr();
+        let data = base.add(PATH_AT);
+        for i in 0..(SCAN_MAX + 16) / 8 {
+            core::ptr::write_unaligned(data.add(8 * i) as *mut u64, 0);
+        }
+        if ptr == 0 {
+            return true;
+        }
+        let n =
+            raw::bpf_probe_read_user_str(data as *mut _, (SCAN_MAX + 2) as u32, ptr as *const _);
+        if n <= 0 {
+            return true;
+        }
+        // A path longer than SCAN_MAX reads as SCAN_MAX + 1 bytes: judged too long, it passes.
+        prefilter_pass(data, (n as usize - 1) & (2 * SCAN_MAX - 1), suffix_count)
+    }
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;

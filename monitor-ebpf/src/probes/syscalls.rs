@@ -11,8 +11,9 @@ use aya_ebpf::{
 use monitor_common::{drop, filtered, flags, item, kind};
 
 use crate::maps::{self, DROPS, FILTERED, NR_KIND, PENDING, Pending};
-use crate::probes::network;
+use crate::probes::{file, network};
 use crate::record::Record;
+use crate::task;
 
 const NONE: u8 = 0xff;
 
@@ -134,12 +135,36 @@ fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     if maps::kind_config(k).enabled == 0 {
-        maps::count(&FILTERED, filtered::DISABLED);
         return Ok(());
     }
     let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == maps::settings().self_pid {
+    let settings = maps::settings();
+    if (pid_tgid >> 32) as u32 == settings.self_pid {
         return Ok(());
+    }
+    let cfg = maps::kind_config(k);
+    // Decide at entry whatever can be decided there: a call dropped now costs no join-table
+    // entry and no record.
+    if cfg.prefilter != 0 && settings.prefilter_on != 0 {
+        let arg = if k == kind::OPEN || k == kind::CREAT {
+            0
+        } else {
+            1
+        };
+        // SAFETY: reads the pointer argument; a failure leaves 0 (the path passes).
+        let ptr: u64 = unsafe { ctx.read_at(16 + 8 * arg) }.unwrap_or(0);
+        if !file::prefilter_pass_at_entry(ptr, settings.suffix_count) {
+            maps::count(&FILTERED, filtered::PREFILTER);
+            return Ok(());
+        }
+    }
+    if cfg.skip_inet_stream != 0 {
+        // SAFETY: the fd argument.
+        let fd: i64 = unsafe { ctx.read_at(16) }.unwrap_or(-1);
+        if task::is_inet_stream(&maps::offsets(), fd as i32 as i64) {
+            maps::count(&FILTERED, filtered::INET_STREAM);
+            return Ok(());
+        }
     }
     let mut p = Pending {
         args: [0; 6],
@@ -192,7 +217,10 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
 
     // SAFETY: the value is copied out before the entry is removed.
     let Some(p) = (unsafe { PENDING.get(&tid) }).copied() else {
-        maps::count(&DROPS, drop::NO_ENTRY);
+        // Filtered at entry on purpose, or the entry was lost.
+        if cfg.skip_inet_stream == 0 {
+            maps::count(&DROPS, drop::NO_ENTRY);
+        }
         return Ok(());
     };
     let _ = PENDING.remove(&tid);

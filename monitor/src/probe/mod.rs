@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use monitor_common::{
@@ -78,6 +79,8 @@ pub struct Prefilter {
 pub struct CaptureSet {
     pub kinds: BTreeSet<u16>,
     pub prefilter: Option<Prefilter>,
+    /// Kinds that no rule can match on a TCP socket: dropped at entry for those sockets.
+    pub skip_inet_stream: BTreeSet<u16>,
 }
 
 /// Counters summed over CPUs.
@@ -90,6 +93,10 @@ pub struct KernelCounters {
 /// Loaded and attached programs. Dropping it detaches everything.
 pub struct Probe {
     ebpf: Ebpf,
+    /// Syscall tracepoints attached now, by kind: (program, link) pairs. Only the syscalls
+    /// some rule or the process table needs are attached: every attached tracepoint costs
+    /// each of its syscalls a program run, and detaching costs time at shutdown.
+    attached: std::collections::HashMap<u16, Vec<(&'static str, TracePointLinkId)>>,
     /// Tracepoints this kernel does not have (e.g. init_module without CONFIG_MODULES).
     pub missing: Vec<&'static str>,
     settings: Settings,
@@ -125,6 +132,7 @@ impl Probe {
         }
         let mut probe = Probe {
             ebpf,
+            attached: std::collections::HashMap::new(),
             missing: Vec::new(),
             settings: Settings {
                 self_pid: std::process::id(),
@@ -167,16 +175,48 @@ impl Probe {
             })?;
 
         for sc in syscalls::SYSCALLS {
-            if sc.nr.is_none() {
+            if sc.nr.is_some() && !tracepoint_exists(&format!("sys_enter_{}", sc.tracepoint)) {
+                debug!(
+                    "tracepoint syscalls/sys_enter_{} does not exist on this kernel",
+                    sc.tracepoint
+                );
+                self.missing.push(sc.tracepoint);
+            }
+        }
+        if !self.missing.is_empty() {
+            warn!(
+                "this kernel has no tracepoints for: {} (those events are never seen)",
+                self.missing.join(", ")
+            );
+        }
+        self.attach_kinds(&syscalls::ALWAYS.iter().copied().collect())
+    }
+
+    /// Attach the syscall tracepoints of `kinds` (and detach the others).
+    fn attach_kinds(&mut self, kinds: &BTreeSet<u16>) -> Result<(), ProbeError> {
+        let stale: Vec<u16> = self
+            .attached
+            .keys()
+            .copied()
+            .filter(|k| !kinds.contains(k))
+            .collect();
+        for k in stale {
+            for (prog, link) in self.attached.remove(&k).unwrap_or_default() {
+                let p: &mut TracePoint = program(&mut self.ebpf, prog)?;
+                p.detach(link)
+                    .map_err(|source| ProbeError::Program { name: prog, source })?;
+            }
+        }
+        for sc in syscalls::SYSCALLS {
+            if sc.nr.is_none()
+                || !kinds.contains(&sc.kind)
+                || self.attached.contains_key(&sc.kind)
+                || self.missing.contains(&sc.tracepoint)
+            {
                 continue;
             }
             let enter = format!("sys_enter_{}", sc.tracepoint);
             let exit = format!("sys_exit_{}", sc.tracepoint);
-            if !tracepoint_exists(&enter) {
-                debug!("tracepoint syscalls/{enter} does not exist on this kernel");
-                self.missing.push(sc.tracepoint);
-                continue;
-            }
             let enter_prog = match sc.kind {
                 kind::EXECVE => "sys_enter_execve",
                 kind::EXECVEAT => "sys_enter_execveat",
@@ -187,17 +227,15 @@ impl Probe {
             } else {
                 "sys_exit"
             };
+            let mut links = Vec::new();
             for (prog, tp) in [(enter_prog, &enter), (exit_prog, &exit)] {
                 let p: &mut TracePoint = program(&mut self.ebpf, prog)?;
-                p.attach("syscalls", tp)
+                let link = p
+                    .attach("syscalls", tp)
                     .map_err(|source| ProbeError::Program { name: prog, source })?;
+                links.push((prog, link));
             }
-        }
-        if !self.missing.is_empty() {
-            warn!(
-                "this kernel has no tracepoints for: {} (those events are never seen)",
-                self.missing.join(", ")
-            );
+            self.attached.insert(sc.kind, links);
         }
         Ok(())
     }
@@ -205,6 +243,15 @@ impl Probe {
     /// Switch capture to `set`: the kinds it names (plus those the process table needs),
     /// and the open prefilter. Takes effect for the next syscall.
     pub fn set_capture(&mut self, set: &CaptureSet) -> Result<(), ProbeError> {
+        let mut wanted: BTreeSet<u16> = set.kinds.clone();
+        wanted.extend(syscalls::ALWAYS.iter().copied());
+        // Configure first, attach second: a newly attached tracepoint sees its config.
+        self.write_kind_config(set)?;
+        self.attach_kinds(&wanted)?;
+        self.set_prefilter(set.prefilter.as_ref())
+    }
+
+    fn write_kind_config(&mut self, set: &CaptureSet) -> Result<(), ProbeError> {
         let mut cfg: Array<_, KindConfig> = map(&mut self.ebpf, "KIND_CONFIG")?;
         for k in 1..kind::MAX {
             let enabled = set.kinds.contains(&k) || syscalls::ALWAYS.contains(&k);
@@ -212,7 +259,7 @@ impl Probe {
                 enabled: u8::from(enabled),
                 want_failed: 1,
                 prefilter: u8::from(syscalls::PREFILTERED.contains(&k)),
-                _pad: 0,
+                skip_inet_stream: u8::from(set.skip_inet_stream.contains(&k)),
             };
             cfg.set(u32::from(k), value, 0)
                 .map_err(|source| ProbeError::Map {
@@ -220,7 +267,7 @@ impl Probe {
                     source,
                 })?;
         }
-        self.set_prefilter(set.prefilter.as_ref())
+        Ok(())
     }
 
     fn set_prefilter(&mut self, pf: Option<&Prefilter>) -> Result<(), ProbeError> {
@@ -575,6 +622,7 @@ mod tests {
                 prefixes: vec!["/etc/shadow".into()],
                 suffixes: vec!["release_agent".into()],
             }),
+            skip_inet_stream: [kind::SENDTO].into_iter().collect(),
         };
         probe.set_capture(&set).expect("configure capture");
         let c = probe.counters();

@@ -14,6 +14,7 @@ pub mod loader;
 pub mod locate;
 pub mod output;
 pub mod parser;
+pub mod partial;
 pub mod prefilter;
 #[doc(hidden)]
 pub mod testkit;
@@ -283,6 +284,15 @@ impl Engine {
             .copied()
             .filter(|t| !self.by_type[t.index()].is_empty())
             .collect()
+    }
+
+    /// Whether some enabled rule may match an event like `ev`, judging only the event type and
+    /// the `known` fields of `ev` (others are assumed to allow a match). A necessary
+    /// condition: `false` means no rule can match any such event.
+    pub fn may_match(&self, ev: &Event, known: &[&str]) -> bool {
+        self.by_type[ev.ty.index()]
+            .iter()
+            .any(|&i| partial::may_match(&self.rules[i as usize].node, ev, known))
     }
 
     /// Pushes the indices of the enabled rules matching `ev` (only the first one with
