@@ -3,25 +3,12 @@
 //! system()); the shipped rule kills the shell before it runs.
 
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use e2e::{Monitor, TempDir, can_load_bpf, require, s};
+use e2e::redis_attack::{evil_module, needs, serial, shipped_rules};
+use e2e::{Monitor, TempDir, can_load_bpf, s};
 use serde_json::Value;
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn shipped_rules() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules/monitor_rules.yaml")
-}
 
 /// A redis-server on 127.0.0.1 that accepts MODULE LOAD; killed on drop.
 struct Redis {
@@ -80,49 +67,10 @@ impl Drop for Redis {
     }
 }
 
-/// A shared object whose constructor runs `touch MARKER` through system(): what a malicious
-/// Redis module does the moment it is loaded.
-fn evil_module(dir: &Path, marker: &Path) -> PathBuf {
-    let src = dir.join("evil.c");
-    std::fs::write(
-        &src,
-        format!(
-            "#include <stdlib.h>\n__attribute__((constructor)) static void pwn(void) {{ system(\"touch {}\"); }}\n",
-            marker.display()
-        ),
-    )
-    .expect("write module source");
-    let so = dir.join("evil.so");
-    let st = Command::new("gcc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&so)
-        .arg(&src)
-        .status()
-        .expect("gcc");
-    assert!(st.success(), "compiling the module failed");
-    so
-}
-
-/// Enforcement is machine-wide: a monitor of one test would kill another test's shell. The
-/// tests of this file run one at a time.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn needs() -> bool {
-    can_load_bpf()
-        && require(
-            "redis-server and redis-cli (Debian: redis-server, redis-tools)",
-            have("redis-server") && have("redis-cli"),
-        )
-        && require("gcc", have("gcc"))
-}
-
 fn attack(opts: &[&str]) -> (bool, bool, Value) {
     let dir = TempDir::new("enforce");
     let marker = dir.0.join("pwned");
-    let module = evil_module(&dir.0, &marker);
+    let module = evil_module(&dir.0, marker.to_str().expect("utf-8 path"));
     let mut redis = Redis::start();
     let rules = shipped_rules();
     let mut args = vec![

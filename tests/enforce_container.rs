@@ -6,12 +6,13 @@
 //! Also: the same attack in dry run, an operator's `docker exec` shell left alone, and the
 //! second shipped rule (a binary dropped in /tmp and run in the container) enforced.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use e2e::docker::{Container, Dockerd, Rootfs, RunSpec};
-use e2e::{Monitor, TempDir, can_load_bpf, require, s};
+use e2e::redis_attack::{evil_module, needs, serial, shipped_rules};
+use e2e::{Monitor, TempDir, s};
 use serde_json::Value;
 
 const SHELL_RULE: &str = "Shell spawned by Redis";
@@ -20,55 +21,6 @@ const SEEN_RULE: &str = "E2E exec seen in a container";
 /// Where the malicious module sits inside the image.
 const MODULE: &str = "/opt/evil.so";
 const REDIS_CLI: &str = "/usr/bin/redis-cli";
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn shipped_rules() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules/monitor_rules.yaml")
-}
-
-/// Enforcement is machine-wide: a kill-mode monitor of one test would kill another test's
-/// shell. The tests of this file run one at a time.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn needs() -> bool {
-    can_load_bpf()
-        && require(
-            "redis-server and redis-cli (Debian: redis-server, redis-tools)",
-            have("redis-server") && have("redis-cli"),
-        )
-        && require("gcc", have("gcc"))
-}
-
-/// A shared object whose constructor runs `touch /tmp/pwned` through system(): what a
-/// malicious Redis module does the moment it is loaded. The path is the container's /tmp.
-fn evil_module(dir: &Path) -> PathBuf {
-    let src = dir.join("evil.c");
-    std::fs::write(
-        &src,
-        "#include <stdlib.h>\n__attribute__((constructor)) static void pwn(void) { system(\"touch /tmp/pwned\"); }\n",
-    )
-    .expect("write module source");
-    let so = dir.join("evil.so");
-    let st = Command::new("gcc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&so)
-        .arg(&src)
-        .status()
-        .expect("gcc");
-    assert!(st.success(), "compiling the module failed");
-    so
-}
 
 fn text(out: &Output) -> String {
     format!(
@@ -96,7 +48,7 @@ impl Lab {
         }
         let docker = Dockerd::start()?;
         let dir = TempDir::new("enforce-container");
-        let module = evil_module(&dir.0);
+        let module = evil_module(&dir.0, "/tmp/pwned");
         let mut fs = Rootfs::busybox().expect("busybox rootfs");
         fs.add_host_binary(Path::new("/usr/bin/redis-server"), "/usr/bin/redis-server")
             .expect("redis-server into the image")

@@ -6,6 +6,7 @@
 pub mod containerd;
 pub mod docker;
 pub mod receivers;
+pub mod redis_attack;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
