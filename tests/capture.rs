@@ -285,3 +285,51 @@ fn ten_thousand_short_lived_processes_leave_the_table_no_larger() {
         "events were lost: {stats}"
     );
 }
+
+#[test]
+fn trace_filter_keeps_only_events_matching_the_condition() {
+    if !can_load_bpf() {
+        return;
+    }
+    let mut m = Monitor::start(&[
+        "trace",
+        "--types",
+        "execve",
+        "--filter",
+        "proc.name = echo and proc.args contains e2e-filter",
+    ]);
+    let st = Command::new("/bin/true")
+        .arg("e2e-filter-no")
+        .status()
+        .expect("true");
+    assert!(st.success());
+    let out = Command::new("/bin/echo")
+        .arg("e2e-filter-yes")
+        .output()
+        .expect("echo");
+    assert!(out.status.success());
+    let ev = m
+        .wait_json(WAIT, |v| s(v, "proc.args") == "e2e-filter-yes")
+        .expect("the matching exec is printed");
+    assert_eq!(s(&ev, "proc.name"), "echo");
+    for l in m.collect_for(Duration::from_secs(1)) {
+        let v: Value = serde_json::from_str(l).expect("JSON line");
+        assert_eq!(
+            s(&v, "proc.name"),
+            "echo",
+            "an event the filter rejects was printed: {l}"
+        );
+        assert!(s(&v, "proc.args").contains("e2e-filter"), "{l}");
+    }
+}
+
+#[test]
+fn a_bad_trace_filter_is_refused() {
+    let out = Command::new(e2e::monitor_bin())
+        .args(["trace", "--filter", "proc.nmae = bash"])
+        .output()
+        .expect("run monitor");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("proc.nmae"), "{err}");
+}
