@@ -306,7 +306,21 @@ impl ProcessTable {
             None
         }
         .unwrap_or_else(|| old.cwd.clone());
-        let exepath = resolve(&dir, &enter.path);
+        let exepath = if enter.path.is_empty() && enter.kind == kind::EXECVEAT {
+            // execveat(fd, "", AT_EMPTY_PATH), as runc does: the program is the fd's file,
+            // which after a successful exec is what /proc/PID/exe shows.
+            std::fs::read_link(format!("/proc/{}/exe", h.pid))
+                .ok()
+                .filter(|_| h.ret == 0)
+                .map(|p| {
+                    p.to_string_lossy()
+                        .trim_end_matches(" (deleted)")
+                        .to_string()
+                })
+                .unwrap_or(dir.clone())
+        } else {
+            resolve(&dir, &enter.path)
+        };
         // An exec stopped by enforcement is shown as the program it would have run: that is
         // what the rule matched, and what the alert must name.
         let stopped = enter.enforce_flags & flags::KILLED != 0;
