@@ -63,14 +63,13 @@ pub fn task_info(o: &KernelOffsets) -> TaskInfo {
     }
 }
 
-/// The address tuple of the socket behind `fd` of the current task, if it is an inet socket.
+/// The `struct socket` and `struct sock` behind `fd` of the current task (both non-zero).
 #[inline(always)]
-pub fn socket_tuple(o: &KernelOffsets, fd: i64) -> Option<SockTuple> {
+fn socket_of(o: &KernelOffsets, fd: i64) -> Option<(u64, u64)> {
     if o.valid == 0 || !(0..=0xffff).contains(&fd) {
         return None;
     }
-    let task = current();
-    let files: u64 = read(task, o.task_files);
+    let files: u64 = read(current(), o.task_files);
     let fdt: u64 = read(files, o.files_fdt);
     let fd_array: u64 = read(fdt, o.fdtable_fd);
     if fd_array == 0 {
@@ -82,6 +81,13 @@ pub fn socket_tuple(o: &KernelOffsets, fd: i64) -> Option<SockTuple> {
     if sk == 0 {
         return None;
     }
+    Some((sock, sk))
+}
+
+/// The address tuple of the socket behind `fd` of the current task, if it is an inet socket.
+#[inline(always)]
+pub fn socket_tuple(o: &KernelOffsets, fd: i64) -> Option<SockTuple> {
+    let (sock, sk) = socket_of(o, fd)?;
     let family: u16 = read(sk, o.sk_family);
     let sock_type: i16 = read(sock, o.socket_type);
     let protocol: u16 = read(sk, o.sk_protocol);
@@ -111,21 +117,9 @@ pub fn socket_tuple(o: &KernelOffsets, fd: i64) -> Option<SockTuple> {
 /// Whether `fd` of the current task is an inet (v4 or v6) stream socket, i.e. TCP.
 #[inline(always)]
 pub fn is_inet_stream(o: &KernelOffsets, fd: i64) -> bool {
-    if o.valid == 0 || !(0..=0xffff).contains(&fd) {
+    let Some((sock, sk)) = socket_of(o, fd) else {
         return false;
-    }
-    let files: u64 = read(current(), o.task_files);
-    let fdt: u64 = read(files, o.files_fdt);
-    let fd_array: u64 = read(fdt, o.fdtable_fd);
-    if fd_array == 0 {
-        return false;
-    }
-    let file: u64 = read(fd_array + (fd as u64) * 8, 0);
-    let sock: u64 = read(file, o.file_private_data);
-    let sk: u64 = read(sock, o.socket_sk);
-    if sk == 0 {
-        return false;
-    }
+    };
     let family: u16 = read(sk, o.sk_family);
     let sock_type: i16 = read(sock, o.socket_type);
     (family == 2 || family == 10) && sock_type == 1

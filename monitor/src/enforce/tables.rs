@@ -8,8 +8,7 @@ use monitor_common::{EnfConj, enforce};
 
 use super::{Atom, EnforcedRule};
 use crate::container::ContainerInfo;
-use crate::event::{Event, EventType, UserInfo};
-use crate::process::Process;
+use crate::event::{Event, EventType};
 use crate::rules::eval::Program;
 
 /// Everything the kernel needs to enforce a set of rules.
@@ -140,7 +139,10 @@ impl KernelTables {
         }
         let mut bits = self.in_container;
         if !self.container_checks.is_empty() {
-            let ev = probe_event(info.clone());
+            let ev = Event {
+                container: info.clone(),
+                ..Event::blank(EventType::Execve)
+            };
             for (p, b) in &self.container_checks {
                 if p.eval(&ev) {
                     bits |= b;
@@ -168,26 +170,6 @@ fn exe_key(p: &[u8], exact: bool) -> Vec<u8> {
     }
     k.truncate(enforce::EXE_KEY_MAX);
     k
-}
-
-/// An event that carries only a container, to evaluate container checks on it.
-fn probe_event(container: Arc<ContainerInfo>) -> Event {
-    Event {
-        num: 0,
-        ts: 0,
-        latency_ns: 0,
-        ty: EventType::Execve,
-        cpu: 0,
-        res: 0,
-        args: Vec::new(),
-        tid: 0,
-        process: Arc::new(Process::default()),
-        fd: None,
-        user: UserInfo::default(),
-        container,
-        enforcement: None,
-        enforcement_rule: None,
-    }
 }
 
 /// Keeps the kernel's per-cgroup facts in step with the containers the pipeline sees.

@@ -657,6 +657,28 @@ pub enum KernelEnforcement {
 }
 
 impl Event {
+    /// An event of `ty` with nothing known: no arguments, an empty process, the host. For
+    /// evaluating conditions on hypothetical events (enforcement facts, capture filters) and
+    /// for tests to fill in.
+    pub fn blank(ty: EventType) -> Event {
+        Event {
+            num: 0,
+            ts: 0,
+            latency_ns: 0,
+            ty,
+            cpu: 0,
+            res: 0,
+            args: Vec::new(),
+            tid: 0,
+            process: Arc::new(Process::default()),
+            fd: None,
+            user: UserInfo::default(),
+            container: ContainerInfo::host(),
+            enforcement: None,
+            enforcement_rule: None,
+        }
+    }
+
     /// The argument called `name` (`evt.arg.NAME`).
     pub fn arg(&self, name: &str) -> Option<&ArgValue> {
         self.args.iter().find(|a| a.name == name).map(|a| &a.value)

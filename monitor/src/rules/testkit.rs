@@ -86,13 +86,7 @@ impl Ev {
                 num: 42,
                 ts: 1_700_000_100_000_000_000,
                 latency_ns: 1000,
-                ty,
-                cpu: 0,
-                res: 0,
-                args: Vec::new(),
                 tid: 1000,
-                process: Arc::new(Process::default()),
-                fd: None,
                 user: UserInfo {
                     uid: 0,
                     name: "root".into(),
@@ -101,9 +95,7 @@ impl Ev {
                     loginuid: -1,
                     loginname: "<NA>".into(),
                 },
-                container: ContainerInfo::host(),
-                enforcement: None,
-                enforcement_rule: None,
+                ..Event::blank(ty)
             },
             chain: vec![
                 proc("bash", "/usr/bin/bash", &[]),
