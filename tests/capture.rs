@@ -21,7 +21,7 @@ fn monitor() -> MutexGuard<'static, Monitor> {
         Mutex::new(Monitor::start(&[
             "trace",
             "--types",
-            "execve,openat,connect,ptrace,memfd_create,symlink,symlinkat",
+            "execve,execveat,openat,connect,ptrace,memfd_create,symlink,symlinkat",
         ]))
     })
     .lock()
@@ -69,6 +69,142 @@ fn exec_shows_pid_parent_exe_and_argv() {
     assert_ne!(n(&ev, "proc.pid"), Some(me()));
     assert_eq!(n(&ev, "proc.pid"), n(&ev, "thread.tid"));
     assert_eq!(s(&ev, "container.id"), "host");
+}
+
+/// Fork, then exec with `argv` from the child, the way C programs do: the strings are
+/// literals in the binary's read-only data, which a forked child has not touched yet (its
+/// page tables do not map them until it faults them in). Returns the child's pid after it
+/// exited.
+fn fork_exec(exec: impl FnOnce() -> i32) -> i64 {
+    // SAFETY: the child only calls exec (async-signal-safe) and _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let rc = exec();
+        // SAFETY: leave the child without running the parent's destructors.
+        unsafe { libc::_exit(100 + rc.clamp(0, 100)) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    i64::from(pid)
+}
+
+#[test]
+fn exec_from_a_forked_child_shows_arguments_it_never_touched() {
+    if !can_load_bpf() {
+        return;
+    }
+    let mut m = monitor();
+    let pid = fork_exec(|| {
+        let argv = [
+            c"true".as_ptr(),
+            c"e2e-rodata-arg".as_ptr(),
+            c"second".as_ptr(),
+            std::ptr::null(),
+        ];
+        // SAFETY: NUL-terminated strings and a null-terminated array.
+        unsafe { libc::execv(c"/bin/true".as_ptr(), argv.as_ptr()) }
+    });
+    let ev = m
+        .wait_json(WAIT, |v| {
+            s(v, "evt.type") == "execve" && n(v, "proc.pid") == Some(pid)
+        })
+        .expect("an execve event for the forked child");
+    assert_eq!(s(&ev, "evt.res"), "SUCCESS");
+    assert_eq!(s(&ev, "proc.exepath"), "/bin/true");
+    assert_eq!(s(&ev, "proc.cmdline"), "true e2e-rodata-arg second");
+    assert_eq!(n(&ev, "proc.ppid"), Some(me()));
+}
+
+#[test]
+fn a_failed_exec_shows_the_path_and_the_error() {
+    if !can_load_bpf() {
+        return;
+    }
+    let mut m = monitor();
+    let pid = fork_exec(|| {
+        let argv = [
+            c"missing".as_ptr(),
+            c"e2e-failed-exec".as_ptr(),
+            std::ptr::null(),
+        ];
+        // SAFETY: NUL-terminated strings and a null-terminated array.
+        unsafe { libc::execv(c"/nonexistent/e2e-missing".as_ptr(), argv.as_ptr()) }
+    });
+    let ev = m
+        .wait_json(WAIT, |v| {
+            s(v, "evt.type") == "execve" && n(v, "proc.pid") == Some(pid)
+        })
+        .expect("an execve event for the failed exec");
+    assert_eq!(s(&ev, "evt.res"), "ENOENT");
+    assert_eq!(arg(&ev, "filename"), "/nonexistent/e2e-missing");
+    assert_eq!(arg(&ev, "args"), "e2e-failed-exec");
+}
+
+#[test]
+fn execveat_relative_to_a_directory_fd_and_of_an_fd_show_the_program_path() {
+    if !can_load_bpf() {
+        return;
+    }
+    let mut m = monitor();
+    // execveat(dirfd of /bin, "true", 0)
+    let rel = fork_exec(|| {
+        let argv = [
+            c"true".as_ptr(),
+            c"e2e-execveat-rel".as_ptr(),
+            std::ptr::null(),
+        ];
+        let envp = [std::ptr::null::<libc::c_char>()];
+        // SAFETY: valid strings and arrays; the fd is the child's, gone with it.
+        unsafe {
+            let dirfd = libc::open(c"/bin".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+            libc::syscall(
+                libc::SYS_execveat,
+                dirfd,
+                c"true".as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                0,
+            ) as i32
+        }
+    });
+    // execveat(fd of /bin/true, "", AT_EMPTY_PATH), as runc and fexecve do.
+    let empty = fork_exec(|| {
+        let argv = [
+            c"true".as_ptr(),
+            c"e2e-execveat-fd".as_ptr(),
+            std::ptr::null(),
+        ];
+        let envp = [std::ptr::null::<libc::c_char>()];
+        // SAFETY: as above.
+        unsafe {
+            let fd = libc::open(c"/bin/true".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            libc::syscall(
+                libc::SYS_execveat,
+                fd,
+                c"".as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            ) as i32
+        }
+    });
+    for (pid, marker) in [(rel, "e2e-execveat-rel"), (empty, "e2e-execveat-fd")] {
+        let ev = m
+            .wait_json(WAIT, |v| {
+                s(v, "evt.type") == "execveat" && n(v, "proc.pid") == Some(pid)
+            })
+            .unwrap_or_else(|| panic!("an execveat event for {marker}"));
+        assert_eq!(s(&ev, "evt.res"), "SUCCESS", "{ev}");
+        // /bin may be a link to /usr/bin: what the kernel ran, either way.
+        let exe = s(&ev, "proc.exepath");
+        assert!(
+            exe == "/bin/true" || exe == "/usr/bin/true",
+            "exepath of {marker}: {ev}"
+        );
+        assert_eq!(s(&ev, "proc.cmdline"), format!("true {marker}"));
+    }
 }
 
 #[test]

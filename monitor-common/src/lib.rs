@@ -84,11 +84,6 @@ pub mod flags {
     pub const KILLED: u16 = 2;
     /// An enforcing rule matched but was in dry-run: the task was not killed.
     pub const WOULD_KILL: u16 = 4;
-    /// This record carries only the entry half of a syscall (execve, whose arguments are
-    /// gone from memory by its exit); the exit half follows as a record of the same kind with
-    /// `EXIT_ONLY`.
-    pub const ENTER_ONLY: u16 = 8;
-    pub const EXIT_ONLY: u16 = 16;
     /// The socket tuple in the payload was read from the kernel's socket.
     pub const HAS_TUPLE: u16 = 32;
 }
@@ -202,8 +197,8 @@ pub mod item {
     pub const SOCKADDR: u16 = 4;
     /// A [`super::SockTuple`] read from the kernel's socket.
     pub const TUPLE: u16 = 5;
-    /// The new executable's comm after a successful exec, and its exe path.
-    pub const EXE: u16 = 6;
+    /// An [`super::ExecInfo`]: what a successful exec leaves the new program with.
+    pub const EXEC_INFO: u16 = 6;
     /// A [`super::ForkInfo`].
     pub const FORK: u16 = 7;
     /// A `struct open_how` (openat2).
@@ -248,6 +243,18 @@ pub struct ForkInfo {
     pub _pad: u32,
 }
 
+/// The new program's credentials and pid as its own namespace sees it, read in the kernel at
+/// a successful exec (so that the daemon need not read /proc while the program may be gone).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecInfo {
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    /// The pid in the task's own pid namespace (0: unknown).
+    pub vpid: u32,
+    pub _pad: u32,
+}
+
 /// Offsets into kernel structures, computed by the daemon from the running kernel's BTF and
 /// handed to the programs at load time, so that no kernel's layout is compiled in.
 #[repr(C)]
@@ -278,6 +285,18 @@ pub struct KernelOffsets {
     pub sk_v6_daddr: u32,
     pub sk_v6_rcv_saddr: u32,
     pub sk_protocol: u32,
+    pub task_mm: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub task_real_cred: u32,
+    pub cred_cap_effective: u32,
+    pub cred_cap_permitted: u32,
+    pub task_thread_pid: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    /// Size of `struct upid` (the elements of `pid.numbers`).
+    pub upid_size: u32,
+    pub bprm_filename: u32,
     /// Set once the daemon has filled the offsets; the programs read nothing from kernel
     /// structures before that.
     pub valid: u32,
@@ -345,6 +364,11 @@ pub struct Settings {
     pub enf_count: u32,
     /// Number of valid entries in `NAME_BITS`.
     pub name_count: u32,
+    /// Unread bytes in the ring buffer above which a record wakes the reader. Below it,
+    /// records are sent without a wakeup and the reader collects them on its next tick: a
+    /// wakeup is an interrupt and a context switch per event at low rates, the most expensive
+    /// part of sending one.
+    pub wake_bytes: u32,
 }
 
 /// Enforcement, decided at exec entry. Each distinct predicate of the loaded enforcing rules
@@ -410,6 +434,7 @@ mod pod {
     unsafe impl aya::Pod for PrefixKey {}
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for SockTuple {}
+    unsafe impl aya::Pod for ExecInfo {}
     unsafe impl aya::Pod for ForkInfo {}
     unsafe impl aya::Pod for Suffix {}
     unsafe impl aya::Pod for CommKey {}

@@ -25,6 +25,8 @@ pub struct Scratch {
 pub struct Pending {
     pub args: [u64; 6],
     pub ts: u64,
+    /// The record kind of the syscall (exec's second half needs to know which exec it was).
+    pub kind: u64,
 }
 
 /// The one ring buffer to userspace. The daemon sets its size at load.
@@ -109,11 +111,15 @@ pub static ENF_CONJ: Array<EnfConj> = Array::with_max_entries(enforce::MAX_CONJ,
 #[unsafe(no_mangle)]
 pub static OFFSETS: KernelOffsets = unsafe { core::mem::zeroed() };
 
+/// The offsets, by reference (the struct is too big to copy onto a 512-byte stack in every
+/// program that reads it).
 #[inline(always)]
-pub fn offsets() -> KernelOffsets {
-    // SAFETY: reading a global; volatile so that the value patched in at load is used rather
-    // than the zeroes the compiler sees.
-    unsafe { core::ptr::read_volatile(&OFFSETS) }
+pub fn offsets() -> &'static KernelOffsets {
+    let p: *const KernelOffsets = &OFFSETS;
+    // SAFETY: a volatile read of the pointer hides where it points from the compiler, so that
+    // the fields are loaded at run time (the values patched in at load) rather than folded to
+    // the zeroes it sees; the pointer itself is the global's address.
+    unsafe { &*core::ptr::read_volatile(&p) }
 }
 
 #[inline(always)]
@@ -121,6 +127,15 @@ pub fn settings() -> Settings {
     match SETTINGS.get(0) {
         Some(s) => *s,
         None => Settings::default(),
+    }
+}
+
+/// `Settings::wake_bytes`, without copying the whole settings.
+#[inline(always)]
+pub fn settings_wake_bytes() -> u32 {
+    match SETTINGS.get(0) {
+        Some(s) => s.wake_bytes,
+        None => 0,
     }
 }
 

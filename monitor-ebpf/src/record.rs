@@ -4,6 +4,7 @@
 //! so the verifier can prove each access in bounds; the buffer has slack past the items bound
 //! for the last item.
 
+use aya_ebpf::bindings;
 use aya_ebpf::helpers::{
     bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
     bpf_get_current_uid_gid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, generated as raw,
@@ -149,6 +150,57 @@ impl Record {
         Some((unsafe { at.add(ITEM_HDR) as *const u8 }, len))
     }
 
+    /// Copy a NUL-terminated string from kernel memory (the NUL is not kept).
+    #[inline(always)]
+    pub fn push_kernel_str(&mut self, tag: u16, src: u64) -> Option<(*const u8, usize)> {
+        let at = self.slot()?;
+        let n = if src == 0 {
+            0
+        } else {
+            // SAFETY: the destination has MAX_STR bytes of room (slack past the items bound).
+            unsafe {
+                raw::bpf_probe_read_kernel_str(
+                    at.add(ITEM_HDR) as *mut _,
+                    limits::MAX_STR as u32,
+                    src as *const _,
+                )
+            }
+        };
+        let len = if n > 0 {
+            (n as usize - 1) & STR_MASK
+        } else {
+            0
+        };
+        if n == limits::MAX_STR as i64 {
+            self.flags |= flags::TRUNCATED;
+        }
+        self.finish_item(at, tag, len);
+        // SAFETY: pointer into the scratch buffer, just past the item header.
+        Some((unsafe { at.add(ITEM_HDR) as *const u8 }, len))
+    }
+
+    /// Copy the user memory from `start` to `end` as one item, cut at `MAX_ARGV_BYTES`: the
+    /// argument area of a new program, whose strings the kernel has just written there.
+    #[inline(always)]
+    pub fn push_user_block(&mut self, tag: u16, start: u64, end: u64) {
+        let Some(at) = self.slot() else { return };
+        let mut len = if end > start { end - start } else { 0 };
+        if len > limits::MAX_ARGV_BYTES as u64 - 1 {
+            len = limits::MAX_ARGV_BYTES as u64 - 1;
+            self.flags |= flags::TRUNCATED;
+        }
+        let len = (len as usize) & (limits::MAX_ARGV_BYTES - 1);
+        let ok = start != 0
+            && len > 0
+            && unsafe {
+                raw::bpf_probe_read_user(at.add(ITEM_HDR) as *mut _, len as u32, start as *const _)
+            } == 0;
+        if !ok && len > 0 {
+            maps::count(&DROPS, drop::READ_FAILED);
+        }
+        self.finish_item(at, tag, if ok { len } else { 0 });
+    }
+
     /// Copy `len` bytes (at most `limits::MAX_SOCKADDR`) of user memory.
     #[inline(always)]
     pub fn push_user_bytes(&mut self, tag: u16, src: u64, len: u64) {
@@ -240,7 +292,14 @@ impl Record {
         }
         // SAFETY: size is bounded by the scratch buffer's size, checked above.
         let bytes = unsafe { core::slice::from_raw_parts(self.buf as *const u8, size) };
-        if EVENTS.output::<[u8]>(bytes, 0).is_err() {
+        let wake = if EVENTS.query(u64::from(bindings::BPF_RB_AVAIL_DATA))
+            >= u64::from(maps::settings_wake_bytes())
+        {
+            bindings::BPF_RB_FORCE_WAKEUP
+        } else {
+            bindings::BPF_RB_NO_WAKEUP
+        };
+        if EVENTS.output::<[u8]>(bytes, u64::from(wake)).is_err() {
             maps::count(&DROPS, drop::RINGBUF_FULL);
         }
     }

@@ -2,7 +2,7 @@
 //! A failed read yields 0: these values enrich a record, they never decide whether it is sent.
 
 use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
-use monitor_common::{KernelOffsets, SockTuple};
+use monitor_common::{ExecInfo, KernelOffsets, SockTuple};
 
 #[inline(always)]
 pub fn read<T: Default>(base: u64, off: u32) -> T {
@@ -123,4 +123,41 @@ pub fn is_inet_stream(o: &KernelOffsets, fd: i64) -> bool {
     let family: u16 = read(sk, o.sk_family);
     let sock_type: i16 = read(sock, o.socket_type);
     (family == 2 || family == 10) && sock_type == 1
+}
+
+/// Credentials and namespace pid of the current task (after an exec: the new program's).
+#[inline(always)]
+pub fn exec_info(o: &KernelOffsets) -> ExecInfo {
+    if o.valid == 0 {
+        return ExecInfo::default();
+    }
+    let task = current();
+    let cred: u64 = read(task, o.task_real_cred);
+    let pid: u64 = read(task, o.task_thread_pid);
+    let level: u32 = read(pid, o.pid_level);
+    // The innermost namespace's number: numbers[level].nr (nr is the first field of upid).
+    let vpid: u32 = if pid != 0 && level < 32 {
+        read(
+            pid + u64::from(o.pid_numbers) + u64::from(level * o.upid_size),
+            0,
+        )
+    } else {
+        0
+    };
+    ExecInfo {
+        cap_effective: read(cred, o.cred_cap_effective),
+        cap_permitted: read(cred, o.cred_cap_permitted),
+        vpid,
+        _pad: 0,
+    }
+}
+
+/// Start and end of the current task's argument strings (NUL-separated, in its memory).
+#[inline(always)]
+pub fn arg_area(o: &KernelOffsets) -> (u64, u64) {
+    if o.valid == 0 {
+        return (0, 0);
+    }
+    let mm: u64 = read(current(), o.task_mm);
+    (read(mm, o.mm_arg_start), read(mm, o.mm_arg_end))
 }

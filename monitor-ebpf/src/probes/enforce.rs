@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use monitor_common::{CommKey, EnfConj, SUFFIX_MAX, enforce, limits};
 
-use crate::maps::{self, CGROUP_BITS, COMM_BITS, ENF_CONJ, EXE_BITS, NAME_BITS, UID_BITS};
+use crate::maps::{self, CGROUP_BITS, COMM_BITS, ENF_CONJ, EXE_BITS, NAME_BITS, PATHBUF, UID_BITS};
 use crate::task;
 
 /// The matching conjunction for an exec of the path at `path` (`len` bytes, in the scratch
@@ -31,16 +31,21 @@ pub fn decide(path: *const u8, len: usize, on: u32, count: u32) -> Option<EnfCon
     // SUFFIX_MAX bytes with each `/NAME` the rules test (word-wise, like the prefilter).
     let names = maps::settings().name_count;
     if names != 0 && len > 0 {
-        let mut tail = [0u64; SUFFIX_MAX / 8];
+        // The tail and the path key below live in the per-CPU path buffer: the stack is too
+        // small for them beside the record being built.
+        let Some(tail) = work_area() else {
+            return None;
+        };
         // SAFETY: reads from the scratch buffer; `path` sits past the record header, so the
         // window before it is inside the buffer. Bytes before a short path are masked off.
         unsafe {
             raw::bpf_probe_read_kernel(
-                tail.as_mut_ptr() as *mut _,
+                tail.add(TAIL_AT) as *mut _,
                 SUFFIX_MAX as u32,
                 path.wrapping_add(len).wrapping_sub(SUFFIX_MAX) as *const _,
             );
         }
+        let tail = unsafe { &*(tail.add(TAIL_AT) as *const [u64; SUFFIX_MAX / 8]) };
         for i in 0..enforce::MAX_NAMES {
             if i >= names {
                 break;
@@ -86,7 +91,11 @@ pub fn decide(path: *const u8, len: usize, on: u32, count: u32) -> Option<EnfCon
     } else {
         enforce::EXE_KEY_MAX
     };
-    let mut key = Key::new((n * 8) as u32, [0u64; enforce::EXE_KEY_MAX / 8]);
+    let area = work_area()?;
+    // SAFETY: the key fits in the path buffer (checked by `work_area`'s constants); the trie
+    // reads it where it is, in map memory.
+    let key = unsafe { &mut *(area as *mut Key<[u64; enforce::EXE_KEY_MAX / 8]>) };
+    key.prefix_len = (n * 8) as u32;
     // SAFETY: reads from the scratch buffer, which has room past the path.
     unsafe {
         raw::bpf_probe_read_kernel(
@@ -95,7 +104,7 @@ pub fn decide(path: *const u8, len: usize, on: u32, count: u32) -> Option<EnfCon
             path as *const _,
         );
     }
-    if let Some(b) = EXE_BITS.get(&key) {
+    if let Some(b) = EXE_BITS.get(key) {
         facts |= *b;
     }
 
@@ -119,6 +128,22 @@ pub fn decide(path: *const u8, len: usize, on: u32, count: u32) -> Option<EnfCon
         }
     }
     None
+}
+
+/// Where the names' tail is kept in the work area (the path key takes its start).
+const TAIL_AT: usize = 256;
+const _: () = assert!(
+    core::mem::size_of::<Key<[u64; enforce::EXE_KEY_MAX / 8]>>() <= TAIL_AT
+        && TAIL_AT + SUFFIX_MAX <= core::mem::size_of::<maps::PathBuf>()
+);
+
+/// The per-CPU path buffer, as the work area of one decision (the open prefilter, its other
+/// user, never runs in the middle of an exec's program on the same CPU).
+#[inline(always)]
+fn work_area() -> Option<*mut u8> {
+    let pb = PATHBUF.get_ptr_mut(0)?;
+    // SAFETY: the per-CPU value is ours while the program runs.
+    Some(unsafe { (*pb).buf.as_mut_ptr() })
 }
 
 #[inline(always)]

@@ -12,11 +12,49 @@ use aya_ebpf::{
 use monitor_common::{MAX_SUFFIXES, PREFIX_MAX, SUFFIX_MAX, drop, filtered, item, kind};
 
 use crate::maps::{self, DROPS, FILTERED, PATH_AT, PATHBUF, PENDING, PREFIXES, SUFFIXES};
-use crate::probes::syscalls::kind_of;
+use crate::probes::syscalls::{field, kind_of, remember};
 use crate::record::Record;
 
 /// Paths longer than this are not judged (they pass).
 const SCAN_MAX: usize = 128;
+
+/// Entry of the opens: the path prefilter decides here, so that an open no rule can care
+/// about costs no join-table entry and no record.
+#[tracepoint]
+pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
+    let _ = try_enter_open(&ctx);
+    0
+}
+
+fn try_enter_open(ctx: &TracePointContext) -> Result<(), i64> {
+    let k = kind_of(ctx);
+    // Both loaded, then chosen: one load from a chosen offset is what the verifier refuses.
+    // (Offsets up to 32: creat, the smallest of the opens, has two arguments.)
+    let (a0, a1): (u64, u64) = (field(ctx, 16), field(ctx, 24));
+    let path = match k {
+        kind::OPEN | kind::CREAT => a0,
+        kind::OPENAT | kind::OPENAT2 => a1,
+        _ => return Ok(()),
+    };
+    let cfg = maps::kind_config(k);
+    if cfg.enabled == 0 {
+        return Ok(());
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let settings = maps::settings();
+    if (pid_tgid >> 32) as u32 == settings.self_pid {
+        return Ok(());
+    }
+    if cfg.prefilter != 0
+        && settings.prefilter_on != 0
+        && !prefilter_pass_at_entry(path, settings.suffix_count)
+    {
+        maps::count(&FILTERED, filtered::PREFILTER);
+        return Ok(());
+    }
+    remember(ctx, k, pid_tgid as u32);
+    Ok(())
+}
 
 #[tracepoint]
 pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
@@ -50,8 +88,7 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     let _ = PENDING.remove(&tid);
-    // SAFETY: sys_exit_* tracepoints have `long ret` at offset 16.
-    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let ret: i64 = field(ctx, 16);
     if ret < 0 && cfg.want_failed == 0 {
         maps::count(&FILTERED, filtered::FAILED);
         return Ok(());
@@ -65,6 +102,11 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
+/// The trie key sits just before the path, so that the path read from the task is the key's
+/// data where it lies: no copy.
+const KEY_AT: usize = PATH_AT - 4;
+const _: () = assert!(core::mem::size_of::<Key<[u8; PREFIX_MAX]>>() == 4 + PREFIX_MAX);
+
 /// The prefilter at syscall entry: read the path (user pointer `ptr`) into the per-CPU path
 /// buffer and judge it. True: the open may matter (keep it).
 #[inline(always)]
@@ -72,24 +114,23 @@ pub fn prefilter_pass_at_entry(ptr: u64, suffix_count: u32) -> bool {
     let Some(pb) = PATHBUF.get_ptr_mut(0) else {
         return true;
     };
+    if ptr == 0 {
+        return true;
+    }
     // SAFETY: the per-CPU buffer is ours while the program runs; PATH_AT + SCAN_MAX + 16
     // bytes fit in it.
     unsafe {
         let base = (*pb).buf.as_mut_ptr();
-        let data = base.add(PATH_AT);
-        for i in 0..(SCAN_MAX + 16) / 8 {
-            core::ptr::write_unaligned(data.add(8 * i) as *mut u64, 0);
-        }
-        if ptr == 0 {
-            return true;
-        }
-        let n =
-            raw::bpf_probe_read_user_str(data as *mut _, (SCAN_MAX + 2) as u32, ptr as *const _);
+        let n = raw::bpf_probe_read_user_str(
+            base.add(PATH_AT) as *mut _,
+            (SCAN_MAX + 2) as u32,
+            ptr as *const _,
+        );
         if n <= 0 {
             return true;
         }
         // A path longer than SCAN_MAX reads as SCAN_MAX + 1 bytes: judged too long, it passes.
-        prefilter_pass(data, (n as usize - 1) & (2 * SCAN_MAX - 1), suffix_count)
+        prefilter_pass(base, (n as usize - 1) & (2 * SCAN_MAX - 1), suffix_count)
     }
 }
 
@@ -104,21 +145,43 @@ fn eq_bytes(w: u64, c: u8) -> u64 {
     x.wrapping_sub(ONES) & !x & HIGH
 }
 
-/// True when the path (as the task passed it, `len` bytes at `data`) may match some rule.
-/// `data` has SCAN_MAX + 8 bytes readable, zero past the string (see `try_exit_open`).
-/// The scan works on words without branches, so the verifier walks it once.
+/// Word `k` of the path (8-aligned in the buffer), with the bytes past its end cleared: the
+/// buffer holds whatever an earlier, longer path left there.
 #[inline(always)]
-pub fn prefilter_pass(data: *const u8, len: usize, suffix_count: u32) -> bool {
-    // SAFETY: data has at least one byte (the zeroed window).
+fn word(data: *const u8, k: usize, len: usize) -> u64 {
+    let at = 8 * k;
+    if at >= len {
+        return 0;
+    }
+    // SAFETY: k <= SCAN_MAX / 8, inside the buffer; the path starts 8-aligned.
+    let w = unsafe { core::ptr::read((data as *const u64).add(k)) };
+    let rem = len - at;
+    if rem >= 8 {
+        w
+    } else {
+        w & ((1u64 << (8 * rem)) - 1)
+    }
+}
+
+/// True when the path (as the task passed it, `len` bytes at `PATH_AT` in the path buffer
+/// `base`) may match some rule. Works on words without per-byte branches: what the verifier
+/// walks, and what the CPU runs, stay short.
+#[inline(always)]
+pub fn prefilter_pass(base: *mut u8, len: usize, suffix_count: u32) -> bool {
+    // SAFETY: PATH_AT + SCAN_MAX + 16 bytes are inside the buffer.
+    let data = unsafe { base.add(PATH_AT) };
     if len == 0 || len > SCAN_MAX || unsafe { *data } != b'/' {
         return true;
     }
-    let words = data as *const u64;
+    // `/.`, `//` and `..` anywhere: lexical cleaning would change the path, so the prefixes
+    // below, which are of clean paths, cannot judge it.
     let mut odd = 0u64;
-    // SAFETY: SCAN_MAX / 8 + 1 words are inside the zeroed window.
-    let mut w = unsafe { core::ptr::read_unaligned(words) };
+    let mut w = word(data, 0, len);
     for k in 0..SCAN_MAX / 8 {
-        let next = unsafe { core::ptr::read_unaligned(words.add(k + 1)) };
+        if 8 * k >= len {
+            break;
+        }
+        let next = word(data, k + 1, len);
         // Byte i of `shifted` is byte i + 1 of the path (little-endian words).
         let shifted = (w >> 8) | (next << 56);
         let slash = eq_bytes(w, b'/');
@@ -132,10 +195,11 @@ pub fn prefilter_pass(data: *const u8, len: usize, suffix_count: u32) -> bool {
         return true;
     }
     let n = if len < PREFIX_MAX { len } else { PREFIX_MAX };
-    let mut key = Key::new((n * 8) as u32, [0u8; PREFIX_MAX]);
-    // SAFETY: PREFIX_MAX bytes are readable after `data` (scratch slack).
-    unsafe { core::ptr::copy_nonoverlapping(data, key.data.as_mut_ptr(), PREFIX_MAX) };
-    if PREFIXES.get(&key).is_some() {
+    // SAFETY: KEY_AT is 4-aligned and the key's data is the path itself; the trie compares
+    // only `prefix_len` bits of it.
+    let key = unsafe { &mut *(base.add(KEY_AT) as *mut Key<[u8; PREFIX_MAX]>) };
+    key.prefix_len = (n * 8) as u32;
+    if PREFIXES.get(key).is_some() {
         return true;
     }
     if suffix_count == 0 {
@@ -144,7 +208,7 @@ pub fn prefilter_pass(data: *const u8, len: usize, suffix_count: u32) -> bool {
     // The path's last SUFFIX_MAX bytes, right-aligned (bytes before a short path are junk, and
     // masked off by any suffix no longer than the path).
     let mut tail = [0u64; SUFFIX_MAX / 8];
-    // SAFETY: reads from the scratch buffer; `data` sits past the record header, so
+    // SAFETY: reads from the path buffer; the path sits PATH_AT >= SUFFIX_MAX bytes in, so
     // `data + len - SUFFIX_MAX` is still inside it. A failed read leaves zeroes.
     unsafe {
         let _ = raw::bpf_probe_read_kernel(

@@ -1,9 +1,9 @@
-//! Process life: exec (entry half, with filename and argv, read before the old memory is
-//! gone), fork (from the scheduler, before the child can run, so the daemon learns of a child
+//! Process life: exec (from inside a successful exec, where the new program's path and
+//! arguments are in kernel and fresh user memory), fork (from the scheduler, before the child can run, so the daemon learns of a child
 //! before any of its events) and exit.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, bpf_send_signal},
+    helpers::{bpf_get_current_pid_tgid, bpf_send_signal},
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -14,43 +14,49 @@ use crate::probes;
 use crate::record::Record;
 use crate::task;
 
-#[tracepoint]
-pub fn sys_enter_execve(ctx: TracePointContext) -> u32 {
-    let _ = try_exec_enter(&ctx, kind::EXECVE);
+/// A successful exec, from inside it: the new program is in place (its memory holds the
+/// arguments the kernel just copied there, `bprm->filename` the path as given) but has not run
+/// one instruction. Everything is read here, where nothing can be paged out, and enforcement
+/// decides here: a SIGKILL sent now is taken before the return to user mode.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
+    let _ = try_exec(&ctx);
     0
 }
 
-#[tracepoint]
-pub fn sys_enter_execveat(ctx: TracePointContext) -> u32 {
-    let _ = try_exec_enter(&ctx, kind::EXECVEAT);
-    0
-}
-
-fn try_exec_enter(ctx: &TracePointContext, k: u16) -> Result<(), i64> {
+fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
+    // TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+    let old_tid: u64 = ctx.arg(1);
+    let bprm: u64 = ctx.arg(2);
+    let old_tid = old_tid as u32;
+    // SAFETY: the value is copied out before the entry is removed.
+    let pending = unsafe { PENDING.get(&old_tid) }.copied();
+    if pending.is_some() {
+        let _ = PENDING.remove(&old_tid);
+    }
+    let k = match pending {
+        Some(p) if p.kind == u64::from(kind::EXECVEAT) => kind::EXECVEAT,
+        _ => kind::EXECVE,
+    };
     if maps::kind_config(k).enabled == 0 {
         return Ok(());
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == maps::settings().self_pid {
+    let settings = maps::settings();
+    if bpf_get_current_pid_tgid() >> 32 == u64::from(settings.self_pid) {
         return Ok(());
     }
-    let mut args = [0u64; 6];
-    for i in 0..6 {
-        // SAFETY: syscall arguments start at offset 16, 8 bytes each.
-        args[i] = unsafe { ctx.read_at(16 + 8 * i) }.unwrap_or(0);
-    }
-    let (filename, argv) = if k == kind::EXECVE {
-        (args[0], args[1])
-    } else {
-        (args[1], args[2])
+    let (args, ts) = match pending {
+        Some(p) => (p.args, p.ts),
+        None => ([0; 6], 0),
     };
-    let now = unsafe { bpf_ktime_get_boot_ns() };
-    let mut r = Record::new(k, &args, now, 0).ok_or(0)?;
-    r.set_flag(flags::ENTER_ONLY);
+    let o = maps::offsets();
+    let mut r = Record::new(k, &args, ts, 0).ok_or(0)?;
     r.zero_next_item(enforce::EXE_KEY_MAX + 8);
-    let path = r.push_user_str(item::PATH, filename);
-    r.push_user_argv(item::ARGV, argv);
-    let settings = maps::settings();
+    let filename: u64 = task::read(bprm, o.bprm_filename);
+    let path = r.push_kernel_str(item::PATH, filename);
+    let (start, end) = task::arg_area(&o);
+    r.push_user_block(item::ARGV, start, end);
+    r.push_value(item::EXEC_INFO, &task::exec_info(&o));
     if settings.enf_count != 0
         && let Some((data, len)) = path
     {
@@ -63,8 +69,8 @@ fn try_exec_enter(ctx: &TracePointContext, k: u16) -> Result<(), i64> {
             if c.flags & enforce::DRY_RUN != 0 || settings.dry_run != 0 {
                 r.set_flag(flags::WOULD_KILL);
             } else {
-                // SAFETY: signals the current task; SIGKILL cannot be caught, so the new program
-                // never runs.
+                // SAFETY: signals the current task; SIGKILL cannot be caught, and it is taken
+                // before the new program returns to user mode.
                 unsafe { bpf_send_signal(9) };
                 r.set_flag(flags::KILLED);
             }

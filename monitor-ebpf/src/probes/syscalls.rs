@@ -4,6 +4,7 @@
 //! the syscall, unlike exec's), filters, and sends one record.
 
 use aya_ebpf::{
+    EbpfContext,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated as raw},
     macros::tracepoint,
     programs::TracePointContext,
@@ -11,7 +12,7 @@ use aya_ebpf::{
 use monitor_common::{drop, filtered, flags, item, kind};
 
 use crate::maps::{self, DROPS, FILTERED, NR_KIND, PENDING, Pending};
-use crate::probes::{file, network};
+use crate::probes::network;
 use crate::record::Record;
 use crate::task;
 
@@ -113,10 +114,54 @@ fn shape(k: u16) -> Shape {
     }
 }
 
+/// A field of a syscall tracepoint's context: `int __syscall_nr` at 8, then the arguments
+/// (enter) or `long ret` (exit) from 16, 8 bytes each. A plain load: the verifier allows
+/// constant-offset reads of a tracepoint context, where `read_at` would be a helper call.
+#[inline(always)]
+pub fn field<T: Copy>(ctx: &TracePointContext, off: usize) -> T {
+    // SAFETY: `off` is a constant, aligned offset inside the context the kernel built.
+    // Volatile, so that the compiler keeps each load at its constant offset instead of
+    // merging two into one load from a computed address, which the verifier refuses.
+    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(off) as *const T) }
+}
+
+/// The six argument slots of a syscall's entry. Only the first is loaded directly: a program
+/// may not load past the smallest context it is attached to (a one-argument syscall's), so the
+/// rest are copied with one helper call. A syscall with fewer arguments leaves garbage in the
+/// rest, which nothing reads.
+#[inline(always)]
+pub fn args(ctx: &TracePointContext) -> [u64; 6] {
+    let mut a = [0u64; 6];
+    a[0] = field(ctx, 16);
+    // SAFETY: copies 40 bytes of the context (the kernel's six-slot argument array) into a
+    // local; a failed read leaves zeroes.
+    unsafe {
+        raw::bpf_probe_read_kernel(
+            a.as_mut_ptr().add(1) as *mut _,
+            40,
+            (ctx.as_ptr() as *const u8).add(24) as *const _,
+        );
+    }
+    a
+}
+
+/// Keep a syscall's entry until its exit.
+#[inline(always)]
+pub fn remember(ctx: &TracePointContext, k: u16, tid: u32) {
+    let p = Pending {
+        args: args(ctx),
+        // SAFETY: plain helper call.
+        ts: unsafe { bpf_ktime_get_boot_ns() },
+        kind: u64::from(k),
+    };
+    if PENDING.insert(&tid, &p, 0).is_err() {
+        maps::count(&DROPS, drop::PENDING_FULL);
+    }
+}
+
 #[inline(always)]
 pub fn kind_of(ctx: &TracePointContext) -> u16 {
-    // SAFETY: every syscalls tracepoint has `int __syscall_nr` at offset 8.
-    let nr: i32 = unsafe { ctx.read_at(8) }.unwrap_or(-1);
+    let nr: i32 = field(ctx, 8);
     if nr < 0 {
         return 0;
     }
@@ -138,46 +183,18 @@ fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let pid_tgid = bpf_get_current_pid_tgid();
-    let settings = maps::settings();
-    if (pid_tgid >> 32) as u32 == settings.self_pid {
+    if (pid_tgid >> 32) as u32 == maps::settings().self_pid {
         return Ok(());
     }
-    let cfg = maps::kind_config(k);
-    // Decide at entry whatever can be decided there: a call dropped now costs no join-table
-    // entry and no record.
-    if cfg.prefilter != 0 && settings.prefilter_on != 0 {
-        let arg = if k == kind::OPEN || k == kind::CREAT {
-            0
-        } else {
-            1
-        };
-        // SAFETY: reads the pointer argument; a failure leaves 0 (the path passes).
-        let ptr: u64 = unsafe { ctx.read_at(16 + 8 * arg) }.unwrap_or(0);
-        if !file::prefilter_pass_at_entry(ptr, settings.suffix_count) {
-            maps::count(&FILTERED, filtered::PREFILTER);
-            return Ok(());
-        }
-    }
-    if cfg.skip_inet_stream != 0 {
-        // SAFETY: the fd argument.
-        let fd: i64 = unsafe { ctx.read_at(16) }.unwrap_or(-1);
-        if task::is_inet_stream(&maps::offsets(), fd as i32 as i64) {
+    if maps::kind_config(k).skip_inet_stream != 0 {
+        // Decided at entry: a call dropped now costs no join-table entry and no record.
+        let fd: i64 = field(ctx, 16);
+        if task::is_inet_stream(maps::offsets(), fd as i32 as i64) {
             maps::count(&FILTERED, filtered::INET_STREAM);
             return Ok(());
         }
     }
-    let mut p = Pending {
-        args: [0; 6],
-        ts: unsafe { bpf_ktime_get_boot_ns() },
-    };
-    for i in 0..6 {
-        // SAFETY: syscall arguments start at offset 16, 8 bytes each; a syscall with fewer
-        // arguments leaves garbage in the rest, which nothing reads.
-        p.args[i] = unsafe { ctx.read_at(16 + 8 * i) }.unwrap_or(0);
-    }
-    if PENDING.insert(&(pid_tgid as u32), &p, 0).is_err() {
-        maps::count(&DROPS, drop::PENDING_FULL);
-    }
+    remember(ctx, k, pid_tgid as u32);
     Ok(())
 }
 
@@ -202,23 +219,14 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
     if (pid_tgid >> 32) as u32 == settings.self_pid {
         return Ok(());
     }
-    // SAFETY: sys_exit_* tracepoints have `long ret` at offset 16.
-    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let ret: i64 = field(ctx, 16);
     let tid = pid_tgid as u32;
-
-    if k == kind::EXECVE || k == kind::EXECVEAT {
-        // The entry half went out at sys_enter (its arguments are gone now); this is the
-        // result, with the new program's comm when it succeeded.
-        let mut r = Record::new(k, &[0; 6], 0, ret).ok_or(0)?;
-        r.set_flag(flags::EXIT_ONLY);
-        r.submit();
-        return Ok(());
-    }
 
     // SAFETY: the value is copied out before the entry is removed.
     let Some(p) = (unsafe { PENDING.get(&tid) }).copied() else {
-        // Filtered at entry on purpose, or the entry was lost.
-        if cfg.skip_inet_stream == 0 {
+        // Filtered at entry on purpose, a successful exec (sent by sched_process_exec, which
+        // took the entry), or the entry was lost.
+        if cfg.skip_inet_stream == 0 && k != kind::EXECVE && k != kind::EXECVEAT {
             maps::count(&DROPS, drop::NO_ENTRY);
         }
         return Ok(());
@@ -234,8 +242,21 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
 
-    let s = shape(k);
     let mut r = Record::new(k, &p.args, p.ts, ret).ok_or(0)?;
+    if k == kind::EXECVE || k == kind::EXECVEAT {
+        // A failed exec (a successful one was sent by sched_process_exec): the old program's
+        // memory is still there, and the kernel has just read the strings, so they are in.
+        let (filename, argv) = if k == kind::EXECVE {
+            (p.args[0], p.args[1])
+        } else {
+            (p.args[1], p.args[2])
+        };
+        r.push_user_str(item::PATH, filename);
+        r.push_user_argv(item::ARGV, argv);
+        r.submit();
+        return Ok(());
+    }
+    let s = shape(k);
     if s.p1 != NONE {
         r.push_user_str(item::PATH, arg(&p.args, s.p1));
     }

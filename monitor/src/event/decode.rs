@@ -1,7 +1,7 @@
 //! Decoding a ring-buffer record into plain data. Everything here treats the bytes as
 //! untrusted: a short or inconsistent record is an error, never a panic.
 
-use monitor_common::{ForkInfo, ItemHeader, RecordHeader, SockTuple, item};
+use monitor_common::{ExecInfo, ForkInfo, ItemHeader, RecordHeader, SockTuple, item};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -27,6 +27,8 @@ pub struct RawRecord {
     pub raw: Option<Vec<u8>>,
     /// The enforcement table entry that matched in the kernel.
     pub enforce_rule: Option<u32>,
+    /// Credentials and namespace pid after a successful exec.
+    pub exec_info: Option<ExecInfo>,
 }
 
 /// The record header, with comm as a string.
@@ -119,6 +121,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawRecord, DecodeError> {
             }
             item::RAW => rec.raw = Some(data.to_vec()),
             item::ENFORCE => rec.enforce_rule = read(data, 0),
+            item::EXEC_INFO => rec.exec_info = read(data, 0),
             _ => {}
         }
         at = start + usize::from(ih.len);

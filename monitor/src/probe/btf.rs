@@ -53,8 +53,33 @@ pub fn kernel_offsets(btf_path: &Path) -> Result<KernelOffsets, BtfError> {
         sk_v6_daddr: sock_common + off("sock_common", "skc_v6_daddr").unwrap_or(0),
         sk_v6_rcv_saddr: sock_common + off("sock_common", "skc_v6_rcv_saddr").unwrap_or(0),
         sk_protocol: off("sock", "sk_protocol")?,
+        task_mm: off("task_struct", "mm")?,
+        mm_arg_start: off("mm_struct", "arg_start")?,
+        mm_arg_end: off("mm_struct", "arg_end")?,
+        task_real_cred: off("task_struct", "real_cred")?,
+        cred_cap_effective: off("cred", "cap_effective")?,
+        cred_cap_permitted: off("cred", "cap_permitted")?,
+        task_thread_pid: off("task_struct", "thread_pid")?,
+        pid_level: off("pid", "level")?,
+        pid_numbers: off("pid", "numbers")?,
+        upid_size: struct_size(&btf, "upid")?,
+        bprm_filename: off("linux_binprm", "filename")?,
         valid: 1,
     })
+}
+
+/// Size in bytes of `struct strukt`.
+fn struct_size(btf: &Btf, strukt: &str) -> Result<u32, BtfError> {
+    let types = btf
+        .resolve_types_by_name(strukt)
+        .map_err(|_| BtfError::NoStruct(strukt.to_string()))?;
+    types
+        .into_iter()
+        .find_map(|t| match t {
+            Type::Struct(s) => Some(s.size() as u32),
+            _ => None,
+        })
+        .ok_or_else(|| BtfError::NoStruct(strukt.to_string()))
 }
 
 /// Byte offset of `member` in `struct strukt`, looking through anonymous structs and unions.
@@ -144,5 +169,8 @@ mod tests {
         assert!(o.task_tgid > 0 && o.task_real_parent > o.task_tgid);
         assert!(o.sk_daddr < 64 && o.sk_rcv_saddr == o.sk_daddr + 4);
         assert!(o.sk_num == o.sk_dport + 2);
+        // struct upid { int nr; struct pid_namespace *ns; } on 64-bit.
+        assert_eq!(o.upid_size, 16);
+        assert!(o.mm_arg_end == o.mm_arg_start + 8);
     }
 }

@@ -136,6 +136,9 @@ impl Probe {
             missing: Vec::new(),
             settings: Settings {
                 self_pid: std::process::id(),
+                // A sixteenth of the ring: the reader's tick collects anything less, and a
+                // burst wakes it long before the ring fills.
+                wake_bytes: cfg.ring_buffer_bytes / 16,
                 ..Settings::default()
             },
         };
@@ -148,25 +151,21 @@ impl Probe {
         for name in [
             "sys_enter",
             "sys_exit",
+            "sys_enter_open",
             "sys_exit_open",
-            "sys_enter_execve",
-            "sys_enter_execveat",
             "sched_process_exit",
         ] {
             let p: &mut TracePoint = program(&mut self.ebpf, name)?;
             p.load()
                 .map_err(|source| ProbeError::Program { name, source })?;
         }
-        let fork: &mut RawTracePoint = program(&mut self.ebpf, "sched_process_fork")?;
-        fork.load().map_err(|source| ProbeError::Program {
-            name: "sched_process_fork",
-            source,
-        })?;
-        fork.attach("sched_process_fork")
-            .map_err(|source| ProbeError::Program {
-                name: "sched_process_fork",
-                source,
-            })?;
+        for name in ["sched_process_fork", "sched_process_exec"] {
+            let p: &mut RawTracePoint = program(&mut self.ebpf, name)?;
+            p.load()
+                .map_err(|source| ProbeError::Program { name, source })?;
+            p.attach(name)
+                .map_err(|source| ProbeError::Program { name, source })?;
+        }
         let exit: &mut TracePoint = program(&mut self.ebpf, "sched_process_exit")?;
         exit.attach("sched", "sched_process_exit")
             .map_err(|source| ProbeError::Program {
@@ -217,15 +216,10 @@ impl Probe {
             }
             let enter = format!("sys_enter_{}", sc.tracepoint);
             let exit = format!("sys_exit_{}", sc.tracepoint);
-            let enter_prog = match sc.kind {
-                kind::EXECVE => "sys_enter_execve",
-                kind::EXECVEAT => "sys_enter_execveat",
-                _ => "sys_enter",
-            };
-            let exit_prog = if syscalls::PREFILTERED.contains(&sc.kind) {
-                "sys_exit_open"
+            let (enter_prog, exit_prog) = if syscalls::PREFILTERED.contains(&sc.kind) {
+                ("sys_enter_open", "sys_exit_open")
             } else {
-                "sys_exit"
+                ("sys_enter", "sys_exit")
             };
             let mut links = Vec::new();
             for (prog, tp) in [(enter_prog, &enter), (exit_prog, &exit)] {

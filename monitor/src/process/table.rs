@@ -30,8 +30,6 @@ const AT_FDCWD: i64 = -100;
 pub struct TableConfig {
     pub max_processes: usize,
     pub max_fds_per_process: usize,
-    /// Exec entry halves waiting for their exit.
-    pub max_pending_execs: usize,
 }
 
 impl Default for TableConfig {
@@ -39,7 +37,6 @@ impl Default for TableConfig {
         TableConfig {
             max_processes: 131_072,
             max_fds_per_process: 4096,
-            max_pending_execs: 4096,
         }
     }
 }
@@ -50,7 +47,6 @@ pub struct TableStats {
     pub seeded_from_proc: u64,
     pub exits: u64,
     pub swept: u64,
-    pub exec_without_entry: u64,
     pub dropped_over_limit: u64,
 }
 
@@ -67,19 +63,8 @@ struct Entry {
     fds: HashMap<i64, FdEntry>,
 }
 
-struct ExecEnter {
-    kind: u16,
-    /// KILLED / WOULD_KILL flags of the entry half, and the enforcement entry that matched.
-    enforce_flags: u16,
-    enforce_rule: Option<u32>,
-    path: String,
-    argv: Vec<String>,
-    args: [u64; 6],
-}
-
 pub struct ProcessTable {
     procs: HashMap<u32, Entry>,
-    exec_pending: HashMap<u32, ExecEnter>,
     users: UserDb,
     /// Wall-clock time at boot: wall = boot_wall_ns + boot-clock ns.
     boot_wall_ns: u64,
@@ -107,7 +92,6 @@ impl ProcessTable {
     pub fn new(cfg: TableConfig) -> ProcessTable {
         ProcessTable {
             procs: HashMap::new(),
-            exec_pending: HashMap::new(),
             users: UserDb::load(),
             boot_wall_ns: boot_wall_ns(),
             seq: 0,
@@ -154,9 +138,6 @@ impl ProcessTable {
         let before = self.procs.len();
         self.procs.retain(|pid, _| procfs::is_alive(*pid));
         self.stats.swept += (before - self.procs.len()) as u64;
-        let procs = &self.procs;
-        self.exec_pending
-            .retain(|tid, _| procs.contains_key(tid) || procfs::is_alive(*tid));
     }
 
     /// Apply one record; returns the event it makes, if it makes one.
@@ -168,24 +149,7 @@ impl ProcessTable {
                 None
             }
             kind::PROC_EXIT => self.exit(&rec),
-            kind::EXECVE | kind::EXECVEAT if rec.hdr.flags & flags::ENTER_ONLY != 0 => {
-                if self.exec_pending.len() >= self.cfg.max_pending_execs {
-                    self.exec_pending.clear();
-                }
-                self.exec_pending.insert(
-                    rec.hdr.tid,
-                    ExecEnter {
-                        kind: k,
-                        enforce_flags: rec.hdr.flags & (flags::KILLED | flags::WOULD_KILL),
-                        enforce_rule: rec.enforce_rule,
-                        path: rec.path.unwrap_or_default(),
-                        argv: rec.argv.unwrap_or_default(),
-                        args: rec.hdr.args,
-                    },
-                );
-                None
-            }
-            kind::EXECVE | kind::EXECVEAT => self.exec_exit(&rec),
+            kind::EXECVE | kind::EXECVEAT => self.exec(rec),
             _ => self.syscall(&rec),
         }
     }
@@ -275,68 +239,62 @@ impl ProcessTable {
     fn exit(&mut self, rec: &RawRecord) -> Option<Event> {
         let h = &rec.hdr;
         self.stats.exits += 1;
-        self.exec_pending.remove(&h.tid);
         let entry = self.procs.remove(&h.pid)?;
         Some(self.event(h, EventType::Procexit, Vec::new(), entry.proc, None))
     }
 
-    fn exec_exit(&mut self, rec: &RawRecord) -> Option<Event> {
+    /// One exec: a successful one is recorded from inside the exec (path as the kernel has it,
+    /// the new program's argument area, its credentials), a failed one at the syscall's exit.
+    fn exec(&mut self, rec: RawRecord) -> Option<Event> {
         let h = &rec.hdr;
         let ty = if h.kind == kind::EXECVE {
             EventType::Execve
         } else {
             EventType::Execveat
         };
-        let enter = self.exec_pending.remove(&h.tid);
-        if enter.is_none() {
-            self.stats.exec_without_entry += 1;
-        }
-        let enter = enter.unwrap_or(ExecEnter {
-            kind: h.kind,
-            enforce_flags: 0,
-            enforce_rule: None,
-            path: String::new(),
-            argv: Vec::new(),
-            args: [0; 6],
-        });
+        let enforce_flags = h.flags & (flags::KILLED | flags::WOULD_KILL);
+        let path = rec.path.unwrap_or_default();
+        let argv_in = rec.argv.unwrap_or_default();
         let old = self.ensure(h);
-        let dir = if enter.kind == kind::EXECVEAT {
-            self.dir_of(h.pid, enter.args[0] as i32 as i64)
+        let dirfd = h.args[0] as i32 as i64;
+        let dir = if h.kind == kind::EXECVEAT {
+            self.dir_of(h.pid, dirfd)
         } else {
             None
         }
         .unwrap_or_else(|| old.cwd.clone());
-        let exepath = if enter.path.is_empty() && enter.kind == kind::EXECVEAT {
-            // execveat(fd, "", AT_EMPTY_PATH), as runc does: the program is the fd's file,
-            // which after a successful exec is what /proc/PID/exe shows.
-            std::fs::read_link(format!("/proc/{}/exe", h.pid))
-                .ok()
-                .filter(|_| h.ret == 0)
-                .map(|p| {
-                    p.to_string_lossy()
-                        .trim_end_matches(" (deleted)")
-                        .to_string()
-                })
-                .unwrap_or(dir.clone())
-        } else {
-            resolve(&dir, &enter.path)
+        // execveat relative to a directory fd: the kernel names the program
+        // `/dev/fd/N/NAME`, or `/dev/fd/N` for the fd's own file (AT_EMPTY_PATH, as runc does).
+        let fd_prefix = format!("/dev/fd/{dirfd}");
+        let fd_rest = (h.kind == kind::EXECVEAT)
+            .then(|| path.strip_prefix(&fd_prefix))
+            .flatten()
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+        let exepath = match fd_rest {
+            Some("") => self
+                .fd_file(h.pid, dirfd, h.ret == 0)
+                .unwrap_or(dir.clone()),
+            Some(rest) => resolve(&dir, rest.trim_start_matches('/')),
+            None if path.is_empty() && h.kind == kind::EXECVEAT => self
+                .fd_file(h.pid, dirfd, h.ret == 0)
+                .unwrap_or(dir.clone()),
+            None => resolve(&dir, &path),
         };
         // An exec stopped by enforcement is shown as the program it would have run: that is
         // what the rule matched, and what the alert must name.
-        let stopped = enter.enforce_flags & flags::KILLED != 0;
+        let stopped = enforce_flags & flags::KILLED != 0;
         let proc = if h.ret == 0 || stopped {
-            let (cap_eff, cap_prm, vpid) = procfs::read_status(h.pid).unwrap_or((
-                old.cap_effective,
-                old.cap_permitted,
-                old.vpid,
-            ));
-            let mut argv = enter.argv.clone().into_iter();
-            let exe = argv.next().unwrap_or_else(|| enter.path.clone());
-            let memfd_fd = enter.kind == kind::EXECVEAT
+            let (cap_eff, cap_prm, vpid) = match rec.exec_info {
+                Some(i) if i.vpid != 0 => (i.cap_effective, i.cap_permitted, i.vpid),
+                _ => (old.cap_effective, old.cap_permitted, old.vpid),
+            };
+            let mut argv = argv_in.clone().into_iter();
+            let exe = argv.next().unwrap_or_else(|| path.clone());
+            let memfd_fd = h.kind == kind::EXECVEAT
                 && self
                     .procs
                     .get(&h.pid)
-                    .and_then(|e| e.fds.get(&(enter.args[0] as i32 as i64)))
+                    .and_then(|e| e.fds.get(&(h.args[0] as i32 as i64)))
                     .is_some_and(|f| f.kind == FdKind::Memfd);
             let p = Arc::new(Process {
                 pid: h.pid,
@@ -377,8 +335,7 @@ impl ProcessTable {
             arg(
                 "args",
                 ArgValue::Str(
-                    enter
-                        .argv
+                    argv_in
                         .iter()
                         .skip(1)
                         .cloned()
@@ -396,24 +353,42 @@ impl ProcessTable {
             arg("uid", ArgValue::Uid(h.uid)),
             arg("gid", ArgValue::Uid(h.gid)),
         ];
-        if enter.kind == kind::EXECVEAT {
-            args.insert(0, arg("dirfd", ArgValue::Fd(enter.args[0] as i32 as i64)));
+        if h.kind == kind::EXECVEAT {
+            args.insert(0, arg("dirfd", ArgValue::Fd(h.args[0] as i32 as i64)));
             args.push(arg(
                 "flags",
                 ArgValue::Flags {
-                    raw: enter.args[4],
+                    raw: h.args[4],
                     names: names::AT_FLAGS,
                 },
             ));
         }
         let mut ev = self.event(h, ty, args, proc, None);
-        if enter.enforce_flags & flags::KILLED != 0 {
+        if enforce_flags & flags::KILLED != 0 {
             ev.enforcement = Some(KernelEnforcement::Killed);
-        } else if enter.enforce_flags & flags::WOULD_KILL != 0 {
+        } else if enforce_flags & flags::WOULD_KILL != 0 {
             ev.enforcement = Some(KernelEnforcement::WouldKill);
         }
-        ev.enforcement_rule = enter.enforce_rule;
+        ev.enforcement_rule = rec.enforce_rule;
         Some(ev)
+    }
+
+    /// The file an exec'd fd stands for: the fd table's name for it, else (after a successful
+    /// exec, when the fd may be closed on exec) the new program's /proc/PID/exe.
+    fn fd_file(&self, pid: u32, fd: i64, succeeded: bool) -> Option<String> {
+        if let Some(f) = self.procs.get(&pid).and_then(|e| e.fds.get(&fd)) {
+            return Some(f.name.clone());
+        }
+        if !succeeded {
+            return None;
+        }
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .map(|p| {
+                p.to_string_lossy()
+                    .trim_end_matches(" (deleted)")
+                    .to_string()
+            })
     }
 
     /// Directory an `*at` syscall's dirfd stands for (AT_FDCWD: the cwd).
