@@ -1015,6 +1015,55 @@ fn falco_rules_unmodified_flag_reading_etc_shadow() {
     );
 }
 
+/// The kernel's open prefilter keeps a path that only a suffix of the rules can match (no
+/// prefix does): Falco's "Clear Log Activities" for a file named `syslog` in a temporary
+/// directory. A path ending in the same two bytes but another name is dropped in the kernel
+/// and, rightly, never alerts.
+#[test]
+fn falco_rules_unmodified_flag_truncating_a_log_file_matched_by_its_name_only() {
+    if !can_load_bpf() {
+        return;
+    }
+    let falco = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules/falco_rules.yaml");
+    let falco = falco.to_string_lossy().to_string();
+    let setup = Setup::new("falco-suffix", "", "");
+    let logs = TempDir::new("logs");
+    let mut m = Monitor::start(&[
+        "run",
+        "-c",
+        &setup.config.to_string_lossy(),
+        "-r",
+        &falco,
+        "-o",
+        "webserver.listen_port=0",
+        "-o",
+        "json_output=true",
+    ]);
+    let near_miss = logs.0.join("notsyslog");
+    let log = logs.0.join("syslog");
+    for path in [&near_miss, &log] {
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(": > '{}'", path.display()))
+            .output()
+            .expect("truncate with sh");
+        assert!(out.status.success());
+    }
+    let want = log.to_string_lossy().to_string();
+    let a = m
+        .wait_json(WAIT, |v| {
+            s(v, "rule") == "Clear Log Activities" && v["output_fields"]["fd.name"] == want
+        })
+        .unwrap_or_else(|| panic!("no alert for truncating {want}; stdout: {:?}", m.lines));
+    assert_eq!(a["output_fields"]["proc.name"], "sh");
+    let miss = near_miss.to_string_lossy().to_string();
+    assert!(
+        !m.lines.iter().any(|l| l.contains(&miss)),
+        "{miss} is no log file: {:?}",
+        m.lines
+    );
+}
+
 #[test]
 fn sigterm_to_a_busy_daemon_still_delivers_the_alerts_of_events_before_it() {
     if !can_load_bpf() {

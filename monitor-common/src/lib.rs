@@ -335,6 +335,15 @@ pub const PREFIX_MAX: usize = 64;
 pub const SUFFIX_MAX: usize = 32;
 /// Most suffixes the prefilter holds.
 pub const MAX_SUFFIXES: u32 = 16;
+/// Words of the prefilter's suffix-tail bitmap: one bit per possible last two bytes of a path,
+/// set when some suffix ends that way. Most paths end in a pair no suffix ends in, and are
+/// judged by one lookup instead of a comparison with every suffix.
+pub const SUFFIX_TAIL_WORDS: u32 = 65536 / 64;
+
+/// Bit index in the suffix-tail bitmap of a path whose last two bytes are `a`, `b`.
+pub const fn suffix_tail_index(a: u8, b: u8) -> u32 {
+    ((a as u32) << 8) | b as u32
+}
 
 /// One path suffix of the prefilter (`SUFFIXES` map): an open whose path ends with it passes.
 /// Stored right-aligned in `SUFFIX_MAX` bytes with a mask of the bytes that count, so the

@@ -1,12 +1,13 @@
 //! Every map of the kernel side, in one place.
 
 use aya_ebpf::{
+    helpers::generated as helper,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use monitor_common::{
     CommKey, EnfConj, KernelOffsets, KindConfig, MAX_SUFFIXES, NameBits, PREFIX_MAX, RecordHeader,
-    Settings, Suffix, drop, enforce, filtered, kind, limits,
+    SUFFIX_TAIL_WORDS, Settings, Suffix, drop, enforce, filtered, kind, limits,
 };
 
 /// Bytes of the per-CPU scratch record: header, items area, and room for the last item to run
@@ -46,10 +47,76 @@ pub struct PathBuf {
 #[map]
 pub static PATHBUF: PerCpuArray<PathBuf> = PerCpuArray::with_max_entries(1, 0);
 
-/// Entry halves waiting for their exit, by thread id. LRU, so that entries of threads killed
-/// in the middle of a syscall age out instead of filling the table.
-#[map]
-pub static PENDING: LruHashMap<u32, Pending> = LruHashMap::with_max_entries(32768, 0);
+/// A task-local storage map, declared the way the kernel wants it (with BTF: the kernel
+/// refuses local storage maps without). aya-ebpf has no task storage type yet.
+#[repr(C)]
+pub struct TaskStorage<T> {
+    r#type: *const [i32; 29], // BPF_MAP_TYPE_TASK_STORAGE
+    key: *const i32,
+    value: *const T,
+    max_entries: *const [i32; 0],
+    map_flags: *const [i32; 1], // BPF_F_NO_PREALLOC
+}
+
+// SAFETY: placeholder pointers the loader reads as BTF; never dereferenced.
+unsafe impl<T> Sync for TaskStorage<T> {}
+
+impl<T> TaskStorage<T> {
+    const fn new() -> Self {
+        TaskStorage {
+            r#type: core::ptr::null(),
+            key: core::ptr::null(),
+            value: core::ptr::null(),
+            max_entries: core::ptr::null(),
+            map_flags: core::ptr::null(),
+        }
+    }
+
+    /// The current task's value (created zeroed if `create`).
+    #[inline(always)]
+    fn current(&self, create: bool) -> Option<*mut T> {
+        // SAFETY: plain helper calls; the map pointer is this map's definition, which the
+        // loader turns into the map.
+        let p = unsafe {
+            let task = helper::bpf_get_current_task_btf();
+            helper::bpf_task_storage_get(
+                self as *const Self as *mut core::ffi::c_void,
+                task,
+                core::ptr::null_mut(),
+                u64::from(create),
+            )
+        };
+        if p.is_null() { None } else { Some(p as *mut T) }
+    }
+}
+
+/// Each task's syscall entry waiting for its exit. Task-local: found from the task itself
+/// (no hashing, no locks, nothing to age out: it goes with the task).
+#[unsafe(link_section = ".maps")]
+#[unsafe(export_name = "PENDING")]
+pub static PENDING: TaskStorage<Pending> = TaskStorage::new();
+
+/// The current task's slot for a syscall entry (created on its first syscall). None only
+/// if the kernel could not allocate it.
+#[inline(always)]
+pub fn pending_slot() -> Option<*mut Pending> {
+    PENDING.current(true)
+}
+
+/// Take the current task's waiting entry, if there is one.
+#[inline(always)]
+pub fn pending_take() -> Option<Pending> {
+    let slot = PENDING.current(false)?;
+    // SAFETY: the task's own slot; `kind` 0 marks it empty.
+    unsafe {
+        if (*slot).kind == 0 {
+            return None;
+        }
+        let p = *slot;
+        (*slot).kind = 0;
+        Some(p)
+    }
+}
 
 /// Architecture syscall number -> record kind (0: not captured). Filled by the daemon.
 #[map]
@@ -73,6 +140,10 @@ pub static FILTERED: PerCpuArray<u64> = PerCpuArray::with_max_entries(filtered::
 /// Path prefixes of the open prefilter.
 #[map]
 pub static PREFIXES: LpmTrie<[u8; PREFIX_MAX], u8> = LpmTrie::with_max_entries(4096, 0);
+
+/// The suffix-tail bitmap of the open prefilter (`monitor_common::SUFFIX_TAIL_WORDS`).
+#[map]
+pub static SUFFIX_TAILS: Array<u64> = Array::with_max_entries(SUFFIX_TAIL_WORDS, 0);
 
 /// Path suffixes of the open prefilter (`Settings::suffix_count` valid entries).
 #[map]

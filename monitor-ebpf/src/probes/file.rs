@@ -9,9 +9,11 @@ use aya_ebpf::{
     maps::lpm_trie::Key,
     programs::TracePointContext,
 };
-use monitor_common::{MAX_SUFFIXES, PREFIX_MAX, SUFFIX_MAX, drop, filtered, item, kind};
+use monitor_common::{
+    MAX_SUFFIXES, PREFIX_MAX, SUFFIX_MAX, drop, filtered, item, kind, suffix_tail_index,
+};
 
-use crate::maps::{self, DROPS, FILTERED, PATH_AT, PATHBUF, PENDING, PREFIXES, SUFFIXES};
+use crate::maps::{self, DROPS, FILTERED, PATH_AT, PATHBUF, PREFIXES, SUFFIX_TAILS, SUFFIXES};
 use crate::probes::syscalls::{field, kind_of, remember};
 use crate::record::Record;
 
@@ -52,7 +54,7 @@ fn try_enter_open(ctx: &TracePointContext) -> Result<(), i64> {
         maps::count(&FILTERED, filtered::PREFILTER);
         return Ok(());
     }
-    remember(ctx, k, pid_tgid as u32);
+    remember(ctx, k);
     Ok(())
 }
 
@@ -78,16 +80,13 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
     if (pid_tgid >> 32) as u32 == settings.self_pid {
         return Ok(());
     }
-    let tid = pid_tgid as u32;
-    // SAFETY: the value is copied out before the entry is removed.
-    let Some(p) = (unsafe { PENDING.get(&tid) }).copied() else {
+    let Some(p) = maps::pending_take().filter(|p| p.kind == u64::from(k)) else {
         // Dropped at entry by the prefilter, or the entry was lost.
         if cfg.prefilter == 0 || settings.prefilter_on == 0 {
             maps::count(&DROPS, drop::NO_ENTRY);
         }
         return Ok(());
     };
-    let _ = PENDING.remove(&tid);
     let ret: i64 = field(ctx, 16);
     if ret < 0 && cfg.want_failed == 0 {
         maps::count(&FILTERED, filtered::FAILED);
@@ -204,6 +203,16 @@ pub fn prefilter_pass(base: *mut u8, len: usize, suffix_count: u32) -> bool {
     }
     if suffix_count == 0 {
         return false;
+    }
+    if len >= 2 {
+        // SAFETY: 2 <= len <= SCAN_MAX: both bytes are inside the buffer.
+        let (a, b) = unsafe { (*data.add(len - 2), *data.add(len - 1)) };
+        let i = suffix_tail_index(a, b);
+        match SUFFIX_TAILS.get(i / 64) {
+            Some(w) if *w & (1u64 << (i % 64)) != 0 => {}
+            // No suffix ends with these two bytes.
+            _ => return false,
+        }
     }
     // The path's last SUFFIX_MAX bytes, right-aligned (bytes before a short path are junk, and
     // masked off by any suffix no longer than the path).

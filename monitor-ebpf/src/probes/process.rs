@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use monitor_common::{ForkInfo, enforce, flags, item, kind};
 
-use crate::maps::{self, PENDING};
+use crate::maps;
 use crate::probes;
 use crate::record::Record;
 use crate::task;
@@ -26,14 +26,10 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
 
 fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     // TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-    let old_tid: u64 = ctx.arg(1);
     let bprm: u64 = ctx.arg(2);
-    let old_tid = old_tid as u32;
-    // SAFETY: the value is copied out before the entry is removed.
-    let pending = unsafe { PENDING.get(&old_tid) }.copied();
-    if pending.is_some() {
-        let _ = PENDING.remove(&old_tid);
-    }
+    // The exec'ing task keeps its task_struct (and storage) even when it takes over the
+    // thread group leader's pid.
+    let pending = maps::pending_take();
     let k = match pending {
         Some(p) if p.kind == u64::from(kind::EXECVEAT) => kind::EXECVEAT,
         _ => kind::EXECVE,
@@ -125,7 +121,6 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
 fn try_exit() -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
-    let _ = PENDING.remove(&tid);
     if (pid_tgid >> 32) as u32 != tid || maps::kind_config(kind::PROC_EXIT).enabled == 0 {
         return Ok(());
     }

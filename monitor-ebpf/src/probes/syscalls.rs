@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use monitor_common::{drop, filtered, flags, item, kind};
 
-use crate::maps::{self, DROPS, FILTERED, NR_KIND, PENDING, Pending};
+use crate::maps::{self, DROPS, FILTERED, NR_KIND};
 use crate::probes::network;
 use crate::record::Record;
 use crate::task;
@@ -125,37 +125,28 @@ pub fn field<T: Copy>(ctx: &TracePointContext, off: usize) -> T {
     unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(off) as *const T) }
 }
 
-/// The six argument slots of a syscall's entry. Only the first is loaded directly: a program
-/// may not load past the smallest context it is attached to (a one-argument syscall's), so the
-/// rest are copied with one helper call. A syscall with fewer arguments leaves garbage in the
-/// rest, which nothing reads.
+/// Keep a syscall's entry until its exit, written straight into the task's slot: the six
+/// argument slots (a syscall with fewer arguments leaves garbage in the rest, which nothing
+/// reads), the time and the kind. Only the first argument is loaded directly: a program may
+/// not load past the smallest context it is attached to (a one-argument syscall's), so the
+/// rest are copied with one helper call.
 #[inline(always)]
-pub fn args(ctx: &TracePointContext) -> [u64; 6] {
-    let mut a = [0u64; 6];
-    a[0] = field(ctx, 16);
-    // SAFETY: copies 40 bytes of the context (the kernel's six-slot argument array) into a
-    // local; a failed read leaves zeroes.
+pub fn remember(ctx: &TracePointContext, k: u16) {
+    let Some(slot) = maps::pending_slot() else {
+        maps::count(&DROPS, drop::PENDING_FULL);
+        return;
+    };
+    // SAFETY: the task's own slot; the helper copies 40 bytes of the context (the kernel's
+    // six-slot argument array) into its argument array, zeroes on failure.
     unsafe {
+        (*slot).args[0] = field(ctx, 16);
         raw::bpf_probe_read_kernel(
-            a.as_mut_ptr().add(1) as *mut _,
+            (*slot).args.as_mut_ptr().add(1) as *mut _,
             40,
             (ctx.as_ptr() as *const u8).add(24) as *const _,
         );
-    }
-    a
-}
-
-/// Keep a syscall's entry until its exit.
-#[inline(always)]
-pub fn remember(ctx: &TracePointContext, k: u16, tid: u32) {
-    let p = Pending {
-        args: args(ctx),
-        // SAFETY: plain helper call.
-        ts: unsafe { bpf_ktime_get_boot_ns() },
-        kind: u64::from(k),
-    };
-    if PENDING.insert(&tid, &p, 0).is_err() {
-        maps::count(&DROPS, drop::PENDING_FULL);
+        (*slot).ts = bpf_ktime_get_boot_ns();
+        (*slot).kind = u64::from(k);
     }
 }
 
@@ -194,7 +185,7 @@ fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
             return Ok(());
         }
     }
-    remember(ctx, k, pid_tgid as u32);
+    remember(ctx, k);
     Ok(())
 }
 
@@ -220,10 +211,8 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let ret: i64 = field(ctx, 16);
-    let tid = pid_tgid as u32;
 
-    // SAFETY: the value is copied out before the entry is removed.
-    let Some(p) = (unsafe { PENDING.get(&tid) }).copied() else {
+    let Some(p) = maps::pending_take().filter(|p| p.kind == u64::from(k)) else {
         // Filtered at entry on purpose, a successful exec (sent by sched_process_exec, which
         // took the entry), or the entry was lost.
         if cfg.skip_inet_stream == 0 && k != kind::EXECVE && k != kind::EXECVEAT {
@@ -231,7 +220,6 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         }
         return Ok(());
     };
-    let _ = PENDING.remove(&tid);
 
     if ret < 0 && cfg.want_failed == 0 {
         maps::count(&FILTERED, filtered::FAILED);

@@ -13,8 +13,8 @@ use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use monitor_common::{
-    CommKey, EnfConj, KindConfig, MAX_SUFFIXES, NameBits, PREFIX_MAX, SUFFIX_MAX, Settings, Suffix,
-    drop, enforce, filtered, kind,
+    CommKey, EnfConj, KindConfig, MAX_SUFFIXES, NameBits, PREFIX_MAX, SUFFIX_MAX,
+    SUFFIX_TAIL_WORDS, Settings, Suffix, drop, enforce, filtered, kind, suffix_tail_index,
 };
 use tracing::{debug, warn};
 
@@ -113,6 +113,9 @@ impl Probe {
         let mut ebpf = EbpfLoader::new()
             .override_global("OFFSETS", &offsets, true)
             .map_max_entries("EVENTS", cfg.ring_buffer_bytes)
+            // PENDING is task-local storage, which aya has no userspace type for; only the
+            // programs use it.
+            .allow_unsupported_maps()
             .load(EBPF_OBJECT)?;
 
         {
@@ -307,6 +310,22 @@ impl Probe {
                     })?;
             }
         }
+        {
+            let mut tails: Array<_, u64> = map(&mut self.ebpf, "SUFFIX_TAILS")?;
+            for (i, w) in suffix_tails(&pf.suffixes).into_iter().enumerate() {
+                tails
+                    .set(i as u32, w, 0)
+                    .map_err(|source| ProbeError::Map {
+                        name: "SUFFIX_TAILS",
+                        source,
+                    })?;
+            }
+        }
+        debug!(
+            prefixes = ?pf.prefixes,
+            suffixes = ?pf.suffixes,
+            "open path prefilter loaded"
+        );
         self.settings.suffix_count = pf.suffixes.len() as u32;
         self.settings.prefilter_on = 1;
         self.write_settings()
@@ -460,6 +479,24 @@ impl Probe {
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }
+}
+
+/// The suffix-tail bitmap: bit `suffix_tail_index(a, b)` is set when some suffix ends with
+/// the bytes `a b` (a one-byte suffix `b`: every `a`).
+fn suffix_tails(suffixes: &[String]) -> Vec<u64> {
+    let mut words = vec![0u64; SUFFIX_TAIL_WORDS as usize];
+    let mut set = |a: u8, b: u8| {
+        let i = suffix_tail_index(a, b) as usize;
+        words[i / 64] |= 1 << (i % 64);
+    };
+    for s in suffixes {
+        match s.as_bytes() {
+            [.., a, b] => set(*a, *b),
+            [b] => (0..=255).for_each(|a| set(a, *b)),
+            [] => {}
+        }
+    }
+    words
 }
 
 /// The kernel's form of a suffix: right-aligned in SUFFIX_MAX bytes, with a mask of the bytes
@@ -621,5 +658,20 @@ mod tests {
         probe.set_capture(&set).expect("configure capture");
         let c = probe.counters();
         assert_eq!(c.drops.len(), drop::COUNT as usize);
+    }
+
+    #[test]
+    fn suffix_tails_mark_the_last_two_bytes_of_every_suffix_and_nothing_else() {
+        let words = suffix_tails(&["/syslog".to_string(), "x".to_string()]);
+        let bit = |a: u8, b: u8| {
+            let i = suffix_tail_index(a, b) as usize;
+            words[i / 64] & (1 << (i % 64)) != 0
+        };
+        assert!(bit(b'o', b'g'));
+        assert!(!bit(b'm', b'e'), "no suffix ends in \"me\"");
+        // A one-byte suffix: any byte before it.
+        assert!(bit(b'a', b'x') && bit(0, b'x') && bit(255, b'x'));
+        let set: u32 = words.iter().map(|w| w.count_ones()).sum();
+        assert_eq!(set, 1 + 256);
     }
 }
