@@ -311,10 +311,11 @@ pub fn capture(
             .join(", ")
     );
     println!(
-        "  open+close   : {:8.0} ns/iter unmonitored, {:8.0} ns/iter monitored, ratio {:.3}x (target <= 1.20x)",
+        "  open+close   : {:8.0} ns/iter unmonitored, {:8.0} ns/iter monitored, ratio {:.3}x (target <= 1.20x), {:+.0} ns per open+close",
         per(base.open_close_s, iterations),
         per(with.open_close_s, iterations),
-        with.open_close_s / base.open_close_s
+        with.open_close_s / base.open_close_s,
+        per(with.open_close_s - base.open_close_s, iterations)
     );
     println!(
         "  fork+exec    : {:8.0} us/iter unmonitored, {:8.0} us/iter monitored, ratio {:.3}x (target <= 1.10x)",

@@ -1,4 +1,4 @@
-//! Enforcement at exec entry: compute the exec's facts (a 64-bit set of the enforcing rules'
+//! Enforcement at exec: compute the exec's facts (a 64-bit set of the enforcing rules'
 //! predicates) with a few map lookups, then test each rule conjunction's masks. A match sends
 //! SIGKILL from the kernel before the new program runs a single instruction (or, in dry run,
 //! only marks the record).

@@ -53,7 +53,11 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     let (start, end) = task::arg_area(&o);
     r.push_user_block(item::ARGV, start, end);
     r.push_value(item::EXEC_INFO, &task::exec_info(&o));
+    // Only an exec a task asked for (the syscall's entry is waiting): never one the kernel
+    // starts itself (a usermode helper such as modprobe, whose exec comes from a kernel
+    // thread).
     if settings.enf_count != 0
+        && pending.is_some()
         && let Some((data, len)) = path
     {
         let on = if k == kind::EXECVE {

@@ -1,5 +1,5 @@
 //! The enforcement compiler: the condition of a rule with `action: kill` is translated into
-//! the kernel's match tables, checked at exec entry, where a match is killed before the new
+//! the kernel's match tables, checked at exec, where a match is killed before the new
 //! program runs. A condition that cannot be evaluated completely in the kernel is refused,
 //! with the part and the reason: nothing is enforced by a half-compiled rule.
 //!
@@ -34,7 +34,7 @@ pub struct EnforceError {
     pub reason: String,
 }
 
-/// A predicate the kernel can check at exec entry.
+/// A predicate the kernel can check at exec.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Atom {
     /// `proc.name in (NAMES)`: the exec'd path's last component.
@@ -433,7 +433,7 @@ fn check_dnf(c: &Check, neg: bool) -> Result<Dnf, String> {
             _ => unsupported("only =, != and in can be checked in the kernel on user.uid"),
         },
         _ => Err(format!(
-            "{part}: the kernel cannot check {field} at exec entry (it can check proc.name, proc.pname, proc.aname, proc.exepath, container.* and k8s.* fields, user.uid)"
+            "{part}: the kernel cannot check {field} at exec (it can check proc.name, proc.pname, proc.aname, proc.exepath, container.* and k8s.* fields, user.uid)"
         )),
     }
 }
