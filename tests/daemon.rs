@@ -890,11 +890,10 @@ fn metrics_of_the_running_daemon_move_with_its_alerts() {
         Some(0.0),
         "{page}"
     );
-    assert!(
-        metric(&page, r#"monitor_output_sent_total{output="stdout"}"#).unwrap_or(0.0)
-            >= FIRED as f64,
-        "{page}"
-    );
+    // Counted once the line is written, so a scrape may come just before the last count.
+    let sent = r#"monitor_output_sent_total{output="stdout"}"#;
+    let page = scrape_until(web, sent, FIRED as f64, WAIT);
+    assert!(metric(&page, sent).unwrap_or(0.0) >= FIRED as f64, "{page}");
     assert!(
         metric(&page, "monitor_rule_eval_seconds_count").unwrap_or(0.0) >= FIRED as f64,
         "{page}"

@@ -218,6 +218,21 @@ pub fn count(map: &PerCpuArray<u64>, index: u32) {
     }
 }
 
+/// When calls of kind `k` by the current task are to be looked at (the kind is enabled, the
+/// task is not the monitor): the kind's configuration and the settings.
+#[inline(always)]
+pub fn wanted(k: u16) -> Option<(KindConfig, Settings)> {
+    let cfg = kind_config(k);
+    if cfg.enabled == 0 {
+        return None;
+    }
+    let settings = settings();
+    if (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == settings.self_pid {
+        return None;
+    }
+    Some((cfg, settings))
+}
+
 #[inline(always)]
 pub fn kind_config(k: u16) -> KindConfig {
     match KIND_CONFIG.get(u32::from(k)) {

@@ -121,17 +121,29 @@ impl Record {
     /// Returns the item's data and length, for filters that look at it.
     #[inline(always)]
     pub fn push_user_str(&mut self, tag: u16, src: u64) -> Option<(*const u8, usize)> {
+        self.push_str(tag, src, false)
+    }
+
+    /// Copy a NUL-terminated string from kernel memory (the NUL is not kept).
+    #[inline(always)]
+    pub fn push_kernel_str(&mut self, tag: u16, src: u64) -> Option<(*const u8, usize)> {
+        self.push_str(tag, src, true)
+    }
+
+    #[inline(always)]
+    fn push_str(&mut self, tag: u16, src: u64, kernel: bool) -> Option<(*const u8, usize)> {
         let at = self.slot()?;
         let n = if src == 0 {
             0
         } else {
             // SAFETY: the destination has MAX_STR bytes of room (slack past the items bound).
             unsafe {
-                raw::bpf_probe_read_user_str(
-                    at.add(ITEM_HDR) as *mut _,
-                    limits::MAX_STR as u32,
-                    src as *const _,
-                )
+                let dst = at.add(ITEM_HDR) as *mut _;
+                if kernel {
+                    raw::bpf_probe_read_kernel_str(dst, limits::MAX_STR as u32, src as *const _)
+                } else {
+                    raw::bpf_probe_read_user_str(dst, limits::MAX_STR as u32, src as *const _)
+                }
             }
         };
         let len = if n > 0 {
@@ -144,35 +156,6 @@ impl Record {
         }
         if n < 0 {
             maps::count(&DROPS, drop::READ_FAILED);
-        }
-        self.finish_item(at, tag, len);
-        // SAFETY: pointer into the scratch buffer, just past the item header.
-        Some((unsafe { at.add(ITEM_HDR) as *const u8 }, len))
-    }
-
-    /// Copy a NUL-terminated string from kernel memory (the NUL is not kept).
-    #[inline(always)]
-    pub fn push_kernel_str(&mut self, tag: u16, src: u64) -> Option<(*const u8, usize)> {
-        let at = self.slot()?;
-        let n = if src == 0 {
-            0
-        } else {
-            // SAFETY: the destination has MAX_STR bytes of room (slack past the items bound).
-            unsafe {
-                raw::bpf_probe_read_kernel_str(
-                    at.add(ITEM_HDR) as *mut _,
-                    limits::MAX_STR as u32,
-                    src as *const _,
-                )
-            }
-        };
-        let len = if n > 0 {
-            (n as usize - 1) & STR_MASK
-        } else {
-            0
-        };
-        if n == limits::MAX_STR as i64 {
-            self.flags |= flags::TRUNCATED;
         }
         self.finish_item(at, tag, len);
         // SAFETY: pointer into the scratch buffer, just past the item header.

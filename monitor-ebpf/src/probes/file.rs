@@ -4,10 +4,7 @@
 //! paths, `.`/`..`/`//` that lexical cleaning would change, long paths) passes.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, generated as raw},
-    macros::tracepoint,
-    maps::lpm_trie::Key,
-    programs::TracePointContext,
+    helpers::generated as raw, macros::tracepoint, maps::lpm_trie::Key, programs::TracePointContext,
 };
 use monitor_common::{
     MAX_SUFFIXES, PREFIX_MAX, SUFFIX_MAX, drop, filtered, item, kind, suffix_tail_index,
@@ -38,15 +35,9 @@ fn try_enter_open(ctx: &TracePointContext) -> Result<(), i64> {
         kind::OPENAT | kind::OPENAT2 => a1,
         _ => return Ok(()),
     };
-    let cfg = maps::kind_config(k);
-    if cfg.enabled == 0 {
+    let Some((cfg, settings)) = maps::wanted(k) else {
         return Ok(());
-    }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let settings = maps::settings();
-    if (pid_tgid >> 32) as u32 == settings.self_pid {
-        return Ok(());
-    }
+    };
     if cfg.prefilter != 0
         && settings.prefilter_on != 0
         && !prefilter_pass_at_entry(path, settings.suffix_count)
@@ -71,15 +62,9 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
         kind::OPENAT | kind::OPENAT2 => 1,
         _ => return Ok(()),
     };
-    let cfg = maps::kind_config(k);
-    if cfg.enabled == 0 {
+    let Some((cfg, settings)) = maps::wanted(k) else {
         return Ok(());
-    }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let settings = maps::settings();
-    if (pid_tgid >> 32) as u32 == settings.self_pid {
-        return Ok(());
-    }
+    };
     let Some(p) = maps::pending_take().filter(|p| p.kind == u64::from(k)) else {
         // Dropped at entry by the prefilter, or the entry was lost.
         if cfg.prefilter == 0 || settings.prefilter_on == 0 {

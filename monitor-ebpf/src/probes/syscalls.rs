@@ -5,7 +5,7 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated as raw},
+    helpers::{bpf_ktime_get_boot_ns, generated as raw},
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -170,14 +170,10 @@ fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
     if k == 0 {
         return Ok(());
     }
-    if maps::kind_config(k).enabled == 0 {
+    let Some((cfg, _)) = maps::wanted(k) else {
         return Ok(());
-    }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == maps::settings().self_pid {
-        return Ok(());
-    }
-    if maps::kind_config(k).skip_inet_stream != 0 {
+    };
+    if cfg.skip_inet_stream != 0 {
         // Decided at entry: a call dropped now costs no join-table entry and no record.
         let fd: i64 = field(ctx, 16);
         if task::is_inet_stream(maps::offsets(), fd as i32 as i64) {
@@ -201,15 +197,9 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         // Opens have their own exit program (sys_exit_open).
         return Ok(());
     }
-    let cfg = maps::kind_config(k);
-    if cfg.enabled == 0 {
+    let Some((cfg, _)) = maps::wanted(k) else {
         return Ok(());
-    }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let settings = maps::settings();
-    if (pid_tgid >> 32) as u32 == settings.self_pid {
-        return Ok(());
-    }
+    };
     let ret: i64 = field(ctx, 16);
 
     let Some(p) = maps::pending_take().filter(|p| p.kind == u64::from(k)) else {
