@@ -243,6 +243,15 @@ pub struct ForkInfo {
     pub _pad: u32,
 }
 
+/// Byte offsets of the syscall argument registers in x86_64's `struct pt_regs` (di, si, dx,
+/// r10, r8, r9), where the programs read a syscall's arguments at its exit. A fixed ABI
+/// layout, compiled into the programs (the verifier type-checks each load through the
+/// pointer, so the offsets must be constants); the daemon checks them against the running
+/// kernel's BTF before loading.
+pub const SYSCALL_ARG_REGS: [usize; 6] = [112, 104, 96, 56, 72, 64];
+/// The `struct pt_regs` members those offsets must belong to.
+pub const SYSCALL_ARG_REG_NAMES: [&str; 6] = ["di", "si", "dx", "r10", "r8", "r9"];
+
 /// The new program's credentials and pid as its own namespace sees it, read in the kernel at
 /// a successful exec (so that the daemon need not read /proc while the program may be gone).
 #[repr(C)]

@@ -1,8 +1,8 @@
 //! Reads from kernel structures, at offsets the daemon computed from the running kernel's BTF.
 //! A failed read yields 0: these values enrich a record, they never decide whether it is sent.
 
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
-use monitor_common::{ExecInfo, KernelOffsets, SockTuple};
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel, generated as helper};
+use monitor_common::{ExecInfo, KernelOffsets, SYSCALL_ARG_REGS, SockTuple};
 
 #[inline(always)]
 pub fn read<T: Default>(base: u64, off: u32) -> T {
@@ -160,4 +160,27 @@ pub fn arg_area(o: &KernelOffsets) -> (u64, u64) {
     }
     let mm: u64 = read(current(), o.task_mm);
     (read(mm, o.mm_arg_start), read(mm, o.mm_arg_end))
+}
+
+/// The current syscall's six arguments, from the task's saved user registers, which still
+/// hold them at the syscall's exit: so a syscall can be captured by its exit alone.
+#[inline(always)]
+pub fn syscall_args() -> Option<[u64; 6]> {
+    // SAFETY: plain helper calls; the result is a typed (BTF) pointer to the task's registers
+    // or 0, and each load through it is checked by the verifier and fault-safe.
+    unsafe {
+        let regs = helper::bpf_task_pt_regs(helper::bpf_get_current_task_btf()) as *const u8;
+        if regs.is_null() {
+            return None;
+        }
+        let rd = |off: usize| core::ptr::read_volatile(regs.add(off) as *const u64);
+        Some([
+            rd(SYSCALL_ARG_REGS[0]),
+            rd(SYSCALL_ARG_REGS[1]),
+            rd(SYSCALL_ARG_REGS[2]),
+            rd(SYSCALL_ARG_REGS[3]),
+            rd(SYSCALL_ARG_REGS[4]),
+            rd(SYSCALL_ARG_REGS[5]),
+        ])
+    }
 }

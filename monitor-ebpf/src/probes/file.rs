@@ -11,43 +11,12 @@ use monitor_common::{
 };
 
 use crate::maps::{self, DROPS, FILTERED, PATH_AT, PATHBUF, PREFIXES, SUFFIX_TAILS, SUFFIXES};
-use crate::probes::syscalls::{field, kind_of, remember};
+use crate::probes::syscalls::{field, kind_of};
 use crate::record::Record;
+use crate::task;
 
 /// Paths longer than this are not judged (they pass).
 const SCAN_MAX: usize = 128;
-
-/// Entry of the opens: the path prefilter decides here, so that an open no rule can care
-/// about costs no join-table entry and no record.
-#[tracepoint]
-pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
-    let _ = try_enter_open(&ctx);
-    0
-}
-
-fn try_enter_open(ctx: &TracePointContext) -> Result<(), i64> {
-    let k = kind_of(ctx);
-    // Both loaded, then chosen: one load from a chosen offset is what the verifier refuses.
-    // (Offsets up to 32: creat, the smallest of the opens, has two arguments.)
-    let (a0, a1): (u64, u64) = (field(ctx, 16), field(ctx, 24));
-    let path = match k {
-        kind::OPEN | kind::CREAT => a0,
-        kind::OPENAT | kind::OPENAT2 => a1,
-        _ => return Ok(()),
-    };
-    let Some((cfg, settings)) = maps::wanted(k) else {
-        return Ok(());
-    };
-    if cfg.prefilter != 0
-        && settings.prefilter_on != 0
-        && !prefilter_pass_at_entry(path, settings.suffix_count)
-    {
-        maps::count(&FILTERED, filtered::PREFILTER);
-        return Ok(());
-    }
-    remember(ctx, k);
-    Ok(())
-}
 
 #[tracepoint]
 pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
@@ -65,22 +34,27 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
     let Some((cfg, settings)) = maps::wanted(k) else {
         return Ok(());
     };
-    let Some(p) = maps::pending_take().filter(|p| p.kind == u64::from(k)) else {
-        // Dropped at entry by the prefilter, or the entry was lost.
-        if cfg.prefilter == 0 || settings.prefilter_on == 0 {
-            maps::count(&DROPS, drop::NO_ENTRY);
-        }
-        return Ok(());
-    };
     let ret: i64 = field(ctx, 16);
     if ret < 0 && cfg.want_failed == 0 {
         maps::count(&FILTERED, filtered::FAILED);
         return Ok(());
     }
-    let mut r = Record::new(k, &p.args, p.ts, ret).ok_or(0)?;
-    r.push_user_str(item::PATH, p.args[path_arg]);
+    let Some(args) = task::syscall_args() else {
+        maps::count(&DROPS, drop::NO_ENTRY);
+        return Ok(());
+    };
+    let path = args[path_arg];
+    if cfg.prefilter != 0
+        && settings.prefilter_on != 0
+        && !prefilter_pass_user(path, settings.suffix_count)
+    {
+        maps::count(&FILTERED, filtered::PREFILTER);
+        return Ok(());
+    }
+    let mut r = Record::new(k, &args, 0, ret).ok_or(0)?;
+    r.push_user_str(item::PATH, path);
     if k == kind::OPENAT2 {
-        r.push_user_bytes(item::OPEN_HOW, p.args[2], p.args[3]);
+        r.push_user_bytes(item::OPEN_HOW, args[2], args[3]);
     }
     r.submit();
     Ok(())
@@ -91,10 +65,10 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
 const KEY_AT: usize = PATH_AT - 4;
 const _: () = assert!(core::mem::size_of::<Key<[u8; PREFIX_MAX]>>() == 4 + PREFIX_MAX);
 
-/// The prefilter at syscall entry: read the path (user pointer `ptr`) into the per-CPU path
+/// The prefilter: read the path (user pointer `ptr`) into the per-CPU path
 /// buffer and judge it. True: the open may matter (keep it).
 #[inline(always)]
-pub fn prefilter_pass_at_entry(ptr: u64, suffix_count: u32) -> bool {
+pub fn prefilter_pass_user(ptr: u64, suffix_count: u32) -> bool {
     let Some(pb) = PATHBUF.get_ptr_mut(0) else {
         return true;
     };

@@ -1,7 +1,8 @@
-//! The generic syscall programs: one entry and one exit program attached to the tracepoints
-//! of every captured syscall. The entry half keeps the arguments by thread; the exit half
-//! joins them with the return value, reads what the arguments point to (still valid after
-//! the syscall, unlike exec's), filters, and sends one record.
+//! The generic syscall programs. A syscall is captured by its exit alone: the arguments are
+//! still in the task's saved registers there, and what they point to is still valid, so one
+//! tracepoint hit per call does it (the fixed cost of a hit is most of the cost of capture).
+//! Only exec needs its entry too (its registers are reset when the new program is loaded):
+//! the entry program keeps exec's arguments in task-local storage.
 
 use aya_ebpf::{
     EbpfContext,
@@ -159,6 +160,8 @@ pub fn kind_of(ctx: &TracePointContext) -> u16 {
     NR_KIND.get(nr as u32).copied().unwrap_or(0)
 }
 
+/// Entry of execve and execveat only (every other syscall is captured by its exit alone):
+/// the exec's arguments are gone from the registers by the time it has replaced the program.
 #[tracepoint]
 pub fn sys_enter(ctx: TracePointContext) -> u32 {
     let _ = try_sys_enter(&ctx);
@@ -170,16 +173,8 @@ fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
     if k == 0 {
         return Ok(());
     }
-    let Some((cfg, _)) = maps::wanted(k) else {
+    if maps::wanted(k).is_none() {
         return Ok(());
-    };
-    if cfg.skip_inet_stream != 0 {
-        // Decided at entry: a call dropped now costs no join-table entry and no record.
-        let fd: i64 = field(ctx, 16);
-        if task::is_inet_stream(maps::offsets(), fd as i32 as i64) {
-            maps::count(&FILTERED, filtered::INET_STREAM);
-            return Ok(());
-        }
     }
     remember(ctx, k);
     Ok(())
@@ -202,14 +197,24 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
     };
     let ret: i64 = field(ctx, 16);
 
-    let Some(p) = maps::pending_take().filter(|p| p.kind == u64::from(k)) else {
-        // Filtered at entry on purpose, a successful exec (sent by sched_process_exec, which
-        // took the entry), or the entry was lost.
-        if cfg.skip_inet_stream == 0 && k != kind::EXECVE && k != kind::EXECVEAT {
-            maps::count(&DROPS, drop::NO_ENTRY);
-        }
+    if k == kind::EXECVE || k == kind::EXECVEAT {
+        // Only a failed exec gets here with its entry (a successful one was sent, and its
+        // entry taken, by sched_process_exec). The old program's memory is still there, and
+        // the kernel has just read the strings, so they are in.
+        let Some(p) = maps::pending_take().filter(|p| p.kind == u64::from(k)) else {
+            return Ok(());
+        };
+        let (filename, argv) = if k == kind::EXECVE {
+            (p.args[0], p.args[1])
+        } else {
+            (p.args[1], p.args[2])
+        };
+        let mut r = Record::new(k, &p.args, p.ts, ret).ok_or(0)?;
+        r.push_user_str(item::PATH, filename);
+        r.push_user_argv(item::ARGV, argv);
+        r.submit();
         return Ok(());
-    };
+    }
 
     if ret < 0 && cfg.want_failed == 0 {
         maps::count(&FILTERED, filtered::FAILED);
@@ -219,40 +224,36 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         // The child's half of a fork says nothing the parent's half and PROC_FORK do not.
         return Ok(());
     }
-
-    let mut r = Record::new(k, &p.args, p.ts, ret).ok_or(0)?;
-    if k == kind::EXECVE || k == kind::EXECVEAT {
-        // A failed exec (a successful one was sent by sched_process_exec): the old program's
-        // memory is still there, and the kernel has just read the strings, so they are in.
-        let (filename, argv) = if k == kind::EXECVE {
-            (p.args[0], p.args[1])
-        } else {
-            (p.args[1], p.args[2])
-        };
-        r.push_user_str(item::PATH, filename);
-        r.push_user_argv(item::ARGV, argv);
-        r.submit();
+    // Every other syscall is captured by its exit alone: the arguments are still in the
+    // task's registers, so one tracepoint hit per call instead of two.
+    let Some(args) = task::syscall_args() else {
+        maps::count(&DROPS, drop::NO_ENTRY);
+        return Ok(());
+    };
+    if cfg.skip_inet_stream != 0 && task::is_inet_stream(maps::offsets(), args[0] as i32 as i64) {
+        maps::count(&FILTERED, filtered::INET_STREAM);
         return Ok(());
     }
+    let mut r = Record::new(k, &args, 0, ret).ok_or(0)?;
     let s = shape(k);
     if s.p1 != NONE {
-        r.push_user_str(item::PATH, arg(&p.args, s.p1));
+        r.push_user_str(item::PATH, arg(&args, s.p1));
     }
     if s.p2 != NONE {
-        r.push_user_str(item::PATH2, arg(&p.args, s.p2));
+        r.push_user_str(item::PATH2, arg(&args, s.p2));
     }
     if s.p3 != NONE {
-        r.push_user_str(item::PATH3, arg(&p.args, s.p3));
+        r.push_user_str(item::PATH3, arg(&args, s.p3));
     }
     if s.blob_ptr != NONE {
-        let (ptr, len) = blob(&p.args, &s);
+        let (ptr, len) = blob(&args, &s);
         r.push_user_bytes(s.blob_tag, ptr, len);
     }
     if s.tuple != 0 {
         let fd = if s.tuple == TUPLE_RET {
             ret
         } else {
-            p.args[0] as i64
+            args[0] as i64
         };
         if let Some(t) = network::socket_tuple(fd) {
             r.push_value(item::TUPLE, &t);

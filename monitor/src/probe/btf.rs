@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use btf_rs::{Btf, BtfType, Type};
-use monitor_common::KernelOffsets;
+use monitor_common::{KernelOffsets, SYSCALL_ARG_REG_NAMES, SYSCALL_ARG_REGS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
@@ -66,6 +66,25 @@ pub fn kernel_offsets(btf_path: &Path) -> Result<KernelOffsets, BtfError> {
         bprm_filename: off("linux_binprm", "filename")?,
         valid: 1,
     })
+}
+
+/// Whether the running kernel's `struct pt_regs` has the syscall argument registers where the
+/// programs read them (`monitor_common::SYSCALL_ARG_REGS`).
+pub fn check_syscall_regs(btf_path: &Path) -> Result<(), BtfError> {
+    let btf = Btf::from_file(btf_path).map_err(|source| BtfError::Read {
+        path: btf_path.display().to_string(),
+        source,
+    })?;
+    for (name, want) in SYSCALL_ARG_REG_NAMES.iter().zip(SYSCALL_ARG_REGS) {
+        let got = member_offset(&btf, "pt_regs", name)?;
+        if got as usize != want {
+            return Err(BtfError::Other(format!(
+                "struct pt_regs has {name} at offset {got}, the programs read it at {want}: \
+                 this kernel's architecture is not supported"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Size in bytes of `struct strukt`.
@@ -163,6 +182,7 @@ mod tests {
             return;
         }
         let o = kernel_offsets(path).expect("offsets");
+        check_syscall_regs(path).expect("x86_64 pt_regs layout");
         assert_eq!(o.valid, 1);
         // Fields every x86_64 kernel has far into task_struct, and sock_common at the start of
         // struct sock: family, ports and addresses in its first 64 bytes.

@@ -109,6 +109,7 @@ impl Probe {
         check_privileges()?;
         ensure_tracefs()?;
         let offsets = btf::kernel_offsets(&cfg.btf_path)?;
+        btf::check_syscall_regs(&cfg.btf_path)?;
         raise_memlock();
         let mut ebpf = EbpfLoader::new()
             .override_global("OFFSETS", &offsets, true)
@@ -154,7 +155,6 @@ impl Probe {
         for name in [
             "sys_enter",
             "sys_exit",
-            "sys_enter_open",
             "sys_exit_open",
             "sched_process_exit",
         ] {
@@ -219,13 +219,19 @@ impl Probe {
             }
             let enter = format!("sys_enter_{}", sc.tracepoint);
             let exit = format!("sys_exit_{}", sc.tracepoint);
-            let (enter_prog, exit_prog) = if syscalls::PREFILTERED.contains(&sc.kind) {
-                ("sys_enter_open", "sys_exit_open")
+            // One hit per call: the exit alone, except for exec, whose arguments are gone
+            // from the registers once the new program is loaded.
+            let mut hooks = Vec::with_capacity(2);
+            if matches!(sc.kind, kind::EXECVE | kind::EXECVEAT) {
+                hooks.push(("sys_enter", &enter));
+            }
+            if syscalls::PREFILTERED.contains(&sc.kind) {
+                hooks.push(("sys_exit_open", &exit));
             } else {
-                ("sys_enter", "sys_exit")
-            };
+                hooks.push(("sys_exit", &exit));
+            }
             let mut links = Vec::new();
-            for (prog, tp) in [(enter_prog, &enter), (exit_prog, &exit)] {
+            for (prog, tp) in hooks {
                 let p: &mut TracePoint = program(&mut self.ebpf, prog)?;
                 let link = p
                     .attach("syscalls", tp)
