@@ -132,7 +132,9 @@ pub mod filtered {
     pub const SELF: u32 = 3;
     /// A send/receive on a TCP socket that no rule can match.
     pub const INET_STREAM: u32 = 4;
-    pub const COUNT: u32 = 5;
+    /// A send without a destination address that no rule can match.
+    pub const NO_ADDR: u32 = 5;
+    pub const COUNT: u32 = 6;
 }
 
 /// Fixed head of every record in the ring buffer. Variable items follow it, each an
@@ -324,6 +326,11 @@ pub struct KindConfig {
     /// Non-zero when no rule can match this kind on a TCP socket: such calls are dropped at
     /// entry (sends and receives on inet stream sockets).
     pub skip_inet_stream: u8,
+    /// Non-zero when no rule can match this kind without a destination address (sendto
+    /// with a NULL `dest_addr`, argument 4: a connected socket, whose name does not change):
+    /// such calls are dropped before the socket is looked at.
+    pub skip_no_addr: u8,
+    pub _pad: [u8; 3],
 }
 
 /// Key of the path prefilter (an LPM trie on path bytes): an open whose absolute path has

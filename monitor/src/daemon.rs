@@ -66,7 +66,14 @@ pub fn kinds_for(types: &[String]) -> Result<BTreeSet<u16>> {
 fn stats_line(probe: &Probe, table: &ProcessTable, reader: &Reader, events: u64) -> String {
     let c = probe.counters();
     let names = ["ringbuf_full", "pending_full", "no_entry", "read_failed"];
-    let fnames = ["disabled", "prefilter", "failed", "self", "inet_stream"];
+    let fnames = [
+        "disabled",
+        "prefilter",
+        "failed",
+        "self",
+        "inet_stream",
+        "no_address",
+    ];
     let drops: serde_json::Map<String, serde_json::Value> = names
         .iter()
         .zip(c.drops.iter())
@@ -144,6 +151,7 @@ pub fn capture_set(engine: &Engine) -> CaptureSet {
         kinds,
         prefilter,
         skip_inet_stream: inet_stream_skips(engine),
+        skip_no_addr: no_addr_skips(engine),
     }
 }
 
@@ -190,6 +198,31 @@ fn inet_stream_skips(engine: &Engine) -> BTreeSet<u16> {
     })
     .map(EventType::kind)
     .collect()
+}
+
+/// Sends that no rule can match when they carry no destination address (a connected socket:
+/// `fd.name_changed` is false, as in Falco), by three-valued evaluation of the rules with only
+/// that known. Only sendto, whose address is an argument the kernel sees without reading
+/// user memory.
+fn no_addr_skips(engine: &Engine) -> BTreeSet<u16> {
+    use crate::event::{FdInfo, FdKind};
+    let ev = crate::event::Event {
+        fd: Some(FdInfo {
+            num: 3,
+            kind: FdKind::Unknown,
+            name: String::new(),
+            nameraw: String::new(),
+            open_flags: 0,
+            tuple: None,
+            name_changed: false,
+        }),
+        ..crate::event::Event::blank(EventType::Sendto)
+    };
+    if engine.may_match(&ev, &["fd.name_changed"]) {
+        BTreeSet::new()
+    } else {
+        [EventType::Sendto.kind()].into_iter().collect()
+    }
 }
 
 /// The `enforcement:` section of the configuration.
@@ -446,6 +479,7 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
         kinds,
         prefilter: None,
         skip_inet_stream: BTreeSet::new(),
+        skip_no_addr: BTreeSet::new(),
     })?;
     let mut enricher = Enricher {
         table: ProcessTable::seeded(TableConfig::default()),
@@ -491,4 +525,45 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
     }
     say(&stats_line(&probe, &enricher.table, &reader, events));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::LoadOptions;
+    use monitor_common::kind;
+    use std::path::PathBuf;
+
+    fn engine(yaml: &str) -> Engine {
+        Engine::load_str("t.yaml", yaml, &LoadOptions::default())
+            .expect("rules load")
+            .0
+    }
+
+    #[test]
+    fn falco_rules_let_the_kernel_drop_sends_on_tcp_and_sends_without_an_address() {
+        let falco = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules/falco_rules.yaml");
+        let (e, _) = Engine::load(&[falco], &LoadOptions::default()).expect("Falco's rules");
+        let set = capture_set(&e);
+        assert!(
+            set.kinds.contains(&kind::SENDTO),
+            "the outbound macro uses sendto"
+        );
+        assert!(set.skip_inet_stream.contains(&kind::SENDTO));
+        assert!(set.skip_no_addr.contains(&kind::SENDTO));
+    }
+
+    #[test]
+    fn a_rule_that_can_match_a_connected_send_keeps_sends_without_an_address() {
+        let e = engine(
+            "- rule: DNS send\n  desc: d\n  condition: evt.type=sendto and fd.sport=53\n  output: o\n  priority: WARNING\n",
+        );
+        let set = capture_set(&e);
+        assert!(set.kinds.contains(&kind::SENDTO));
+        assert!(!set.skip_no_addr.contains(&kind::SENDTO));
+        let e = engine(
+            "- rule: New destination\n  desc: d\n  condition: evt.type=sendto and fd.name_changed=true\n  output: o\n  priority: WARNING\n",
+        );
+        assert!(capture_set(&e).skip_no_addr.contains(&kind::SENDTO));
+    }
 }

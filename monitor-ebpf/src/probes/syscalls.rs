@@ -230,6 +230,11 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         maps::count(&DROPS, drop::NO_ENTRY);
         return Ok(());
     };
+    if cfg.skip_no_addr != 0 && args[4] == 0 {
+        // (Set by the daemon for sendto only, whose argument 4 is the destination.)
+        maps::count(&FILTERED, filtered::NO_ADDR);
+        return Ok(());
+    }
     if cfg.skip_inet_stream != 0 && task::is_inet_stream(maps::offsets(), args[0] as i32 as i64) {
         maps::count(&FILTERED, filtered::INET_STREAM);
         return Ok(());

@@ -81,6 +81,8 @@ pub struct CaptureSet {
     pub prefilter: Option<Prefilter>,
     /// Kinds that no rule can match on a TCP socket: dropped at entry for those sockets.
     pub skip_inet_stream: BTreeSet<u16>,
+    /// Kinds dropped in the kernel when they carry no destination address (sendto).
+    pub skip_no_addr: BTreeSet<u16>,
 }
 
 /// Counters summed over CPUs.
@@ -263,6 +265,8 @@ impl Probe {
                 want_failed: 1,
                 prefilter: u8::from(syscalls::PREFILTERED.contains(&k)),
                 skip_inet_stream: u8::from(set.skip_inet_stream.contains(&k)),
+                skip_no_addr: u8::from(k == kind::SENDTO && set.skip_no_addr.contains(&k)),
+                _pad: [0; 3],
             };
             cfg.set(u32::from(k), value, 0)
                 .map_err(|source| ProbeError::Map {
@@ -660,6 +664,7 @@ mod tests {
                 suffixes: vec!["release_agent".into()],
             }),
             skip_inet_stream: [kind::SENDTO].into_iter().collect(),
+            skip_no_addr: [kind::SENDTO].into_iter().collect(),
         };
         probe.set_capture(&set).expect("configure capture");
         let c = probe.counters();
