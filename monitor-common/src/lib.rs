@@ -356,6 +356,17 @@ pub const MAX_SUFFIXES: u32 = 16;
 /// judged by one lookup instead of a comparison with every suffix.
 pub const SUFFIX_TAIL_WORDS: u32 = 65536 / 64;
 
+/// Words of the prefilter's prefix-head bitmap: one bit per hash of a path's first 8 bytes,
+/// set for the first 8 bytes of every prefix. A path whose head hashes to a clear bit starts
+/// with no prefix, and skips the trie lookup.
+pub const PREFIX_HEAD_WORDS: u32 = 65536 / 64;
+
+/// Bit index in the prefix-head bitmap of a path whose first 8 bytes, as a little-endian word,
+/// are `head`.
+pub const fn prefix_head_index(head: u64) -> u32 {
+    (head.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as u32
+}
+
 /// Bit index in the suffix-tail bitmap of a path whose last two bytes are `a`, `b`.
 pub const fn suffix_tail_index(a: u8, b: u8) -> u32 {
     ((a as u32) << 8) | b as u32
@@ -385,6 +396,8 @@ pub struct Settings {
     pub dry_run: u32,
     /// Number of valid entries in `SUFFIXES`.
     pub suffix_count: u32,
+    /// Non-zero when the prefix-head bitmap is loaded (every prefix has 8 bytes or more).
+    pub prefix_heads_on: u32,
     /// Number of valid entries in `ENF_CONJ`; 0 turns enforcement off.
     pub enf_count: u32,
     /// Number of valid entries in `NAME_BITS`.

@@ -6,8 +6,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use monitor_common::{
-    CommKey, EnfConj, KernelOffsets, KindConfig, MAX_SUFFIXES, NameBits, PREFIX_MAX, RecordHeader,
-    SUFFIX_TAIL_WORDS, Settings, Suffix, drop, enforce, filtered, kind, limits,
+    CommKey, EnfConj, KernelOffsets, KindConfig, MAX_SUFFIXES, NameBits, PREFIX_HEAD_WORDS,
+    PREFIX_MAX, RecordHeader, SUFFIX_TAIL_WORDS, Settings, Suffix, drop, enforce, filtered, kind,
+    limits,
 };
 
 /// Bytes of the per-CPU scratch record: header, items area, and room for the last item to run
@@ -140,6 +141,10 @@ pub static FILTERED: PerCpuArray<u64> = PerCpuArray::with_max_entries(filtered::
 /// Path prefixes of the open prefilter.
 #[map]
 pub static PREFIXES: LpmTrie<[u8; PREFIX_MAX], u8> = LpmTrie::with_max_entries(4096, 0);
+
+/// The prefix-head bitmap of the open prefilter (`monitor_common::PREFIX_HEAD_WORDS`).
+#[map]
+pub static PREFIX_HEADS: Array<u64> = Array::with_max_entries(PREFIX_HEAD_WORDS, 0);
 
 /// The suffix-tail bitmap of the open prefilter (`monitor_common::SUFFIX_TAIL_WORDS`).
 #[map]

@@ -7,10 +7,13 @@ use aya_ebpf::{
     helpers::generated as raw, macros::tracepoint, maps::lpm_trie::Key, programs::TracePointContext,
 };
 use monitor_common::{
-    MAX_SUFFIXES, PREFIX_MAX, SUFFIX_MAX, drop, filtered, item, kind, suffix_tail_index,
+    MAX_SUFFIXES, PREFIX_MAX, SUFFIX_MAX, Settings, drop, filtered, item, kind, prefix_head_index,
+    suffix_tail_index,
 };
 
-use crate::maps::{self, DROPS, FILTERED, PATH_AT, PATHBUF, PREFIXES, SUFFIX_TAILS, SUFFIXES};
+use crate::maps::{
+    self, DROPS, FILTERED, PATH_AT, PATHBUF, PREFIX_HEADS, PREFIXES, SUFFIX_TAILS, SUFFIXES,
+};
 use crate::probes::syscalls::{field, kind_of};
 use crate::record::Record;
 use crate::task;
@@ -44,10 +47,7 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     let path = args[path_arg];
-    if cfg.prefilter != 0
-        && settings.prefilter_on != 0
-        && !prefilter_pass_user(path, settings.suffix_count)
-    {
+    if cfg.prefilter != 0 && settings.prefilter_on != 0 && !prefilter_pass_user(path, &settings) {
         maps::count(&FILTERED, filtered::PREFILTER);
         return Ok(());
     }
@@ -68,7 +68,7 @@ const _: () = assert!(core::mem::size_of::<Key<[u8; PREFIX_MAX]>>() == 4 + PREFI
 /// The prefilter: read the path (user pointer `ptr`) into the per-CPU path
 /// buffer and judge it. True: the open may matter (keep it).
 #[inline(always)]
-pub fn prefilter_pass_user(ptr: u64, suffix_count: u32) -> bool {
+pub fn prefilter_pass_user(ptr: u64, settings: &Settings) -> bool {
     let Some(pb) = PATHBUF.get_ptr_mut(0) else {
         return true;
     };
@@ -88,7 +88,7 @@ pub fn prefilter_pass_user(ptr: u64, suffix_count: u32) -> bool {
             return true;
         }
         // A path longer than SCAN_MAX reads as SCAN_MAX + 1 bytes: judged too long, it passes.
-        prefilter_pass(base, (n as usize - 1) & (2 * SCAN_MAX - 1), suffix_count)
+        prefilter_pass(base, (n as usize - 1) & (2 * SCAN_MAX - 1), settings)
     }
 }
 
@@ -125,7 +125,8 @@ fn word(data: *const u8, k: usize, len: usize) -> u64 {
 /// `base`) may match some rule. Works on words without per-byte branches: what the verifier
 /// walks, and what the CPU runs, stay short.
 #[inline(always)]
-pub fn prefilter_pass(base: *mut u8, len: usize, suffix_count: u32) -> bool {
+pub fn prefilter_pass(base: *mut u8, len: usize, settings: &Settings) -> bool {
+    let suffix_count = settings.suffix_count;
     // SAFETY: PATH_AT + SCAN_MAX + 16 bytes are inside the buffer.
     let data = unsafe { base.add(PATH_AT) };
     if len == 0 || len > SCAN_MAX || unsafe { *data } != b'/' {
@@ -152,17 +153,37 @@ pub fn prefilter_pass(base: *mut u8, len: usize, suffix_count: u32) -> bool {
     if odd != 0 {
         return true;
     }
-    let n = if len < PREFIX_MAX { len } else { PREFIX_MAX };
-    // SAFETY: KEY_AT is 4-aligned and the key's data is the path itself; the trie compares
-    // only `prefix_len` bits of it.
-    let key = unsafe { &mut *(base.add(KEY_AT) as *mut Key<[u8; PREFIX_MAX]>) };
-    key.prefix_len = (n * 8) as u32;
-    if PREFIXES.get(key).is_some() {
+    // The prefix-head bitmap first: most paths start with no prefix's first 8 bytes, and a
+    // clear bit says so without the trie.
+    let head_may_match = if settings.prefix_heads_on != 0 && len >= 8 {
+        let i = prefix_head_index(word(data, 0, len));
+        matches!(PREFIX_HEADS.get(i / 64), Some(w) if *w & (1u64 << (i % 64)) != 0)
+    } else {
+        true
+    };
+    if head_may_match && prefix_match(base, len) {
         return true;
     }
     if suffix_count == 0 {
         return false;
     }
+    suffix_match(data, len, suffix_count)
+}
+
+/// Whether the path starts with one of the prefixes (the trie).
+#[inline(always)]
+fn prefix_match(base: *mut u8, len: usize) -> bool {
+    let n = if len < PREFIX_MAX { len } else { PREFIX_MAX };
+    // SAFETY: KEY_AT is 4-aligned and the key's data is the path itself; the trie compares
+    // only `prefix_len` bits of it.
+    let key = unsafe { &mut *(base.add(KEY_AT) as *mut Key<[u8; PREFIX_MAX]>) };
+    key.prefix_len = (n * 8) as u32;
+    PREFIXES.get(key).is_some()
+}
+
+/// Whether the path ends with one of the suffixes.
+#[inline(always)]
+fn suffix_match(data: *const u8, len: usize, suffix_count: u32) -> bool {
     if len >= 2 {
         // SAFETY: 2 <= len <= SCAN_MAX: both bytes are inside the buffer.
         let (a, b) = unsafe { (*data.add(len - 2), *data.add(len - 1)) };

@@ -13,8 +13,9 @@ use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use monitor_common::{
-    CommKey, EnfConj, KindConfig, MAX_SUFFIXES, NameBits, PREFIX_MAX, SUFFIX_MAX,
-    SUFFIX_TAIL_WORDS, Settings, Suffix, drop, enforce, filtered, kind, suffix_tail_index,
+    CommKey, EnfConj, KindConfig, MAX_SUFFIXES, NameBits, PREFIX_HEAD_WORDS, PREFIX_MAX,
+    SUFFIX_MAX, SUFFIX_TAIL_WORDS, Settings, Suffix, drop, enforce, filtered, kind,
+    prefix_head_index, suffix_tail_index,
 };
 use tracing::{debug, warn};
 
@@ -320,6 +321,19 @@ impl Probe {
                     })?;
             }
         }
+        let heads = prefix_heads(&pf.prefixes);
+        if let Some(words) = &heads {
+            let mut map_heads: Array<_, u64> = map(&mut self.ebpf, "PREFIX_HEADS")?;
+            for (i, w) in words.iter().enumerate() {
+                map_heads
+                    .set(i as u32, *w, 0)
+                    .map_err(|source| ProbeError::Map {
+                        name: "PREFIX_HEADS",
+                        source,
+                    })?;
+            }
+        }
+        self.settings.prefix_heads_on = u32::from(heads.is_some());
         {
             let mut tails: Array<_, u64> = map(&mut self.ebpf, "SUFFIX_TAILS")?;
             for (i, w) in suffix_tails(&pf.suffixes).into_iter().enumerate() {
@@ -489,6 +503,18 @@ impl Probe {
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }
+}
+
+/// The prefix-head bitmap: bit `prefix_head_index` of each prefix's first 8 bytes. None when a
+/// prefix is shorter than 8 bytes (its paths can start with anything after it).
+fn prefix_heads(prefixes: &[String]) -> Option<Vec<u64>> {
+    let mut words = vec![0u64; PREFIX_HEAD_WORDS as usize];
+    for p in prefixes {
+        let head: [u8; 8] = p.as_bytes().get(..8)?.try_into().ok()?;
+        let i = prefix_head_index(u64::from_le_bytes(head)) as usize;
+        words[i / 64] |= 1 << (i % 64);
+    }
+    Some(words)
 }
 
 /// The suffix-tail bitmap: bit `suffix_tail_index(a, b)` is set when some suffix ends with
@@ -669,6 +695,27 @@ mod tests {
         probe.set_capture(&set).expect("configure capture");
         let c = probe.counters();
         assert_eq!(c.drops.len(), drop::COUNT as usize);
+    }
+
+    #[test]
+    fn prefix_heads_mark_every_prefix_head_or_are_off_for_a_short_prefix() {
+        let head = |s: &str| {
+            let b: [u8; 8] = s.as_bytes()[..8].try_into().expect("8 bytes");
+            prefix_head_index(u64::from_le_bytes(b)) as usize
+        };
+        let words = prefix_heads(&["/etc/shadow".into(), "/var/log/".into()]).expect("all long");
+        for p in [
+            "/etc/shadow",
+            "/var/log/",
+            "/etc/shadow-",
+            "/var/log/syslog",
+        ] {
+            let i = head(p);
+            assert!(words[i / 64] & (1 << (i % 64)) != 0, "{p}");
+        }
+        let set: u32 = words.iter().map(|w| w.count_ones()).sum();
+        assert!(set <= 2);
+        assert!(prefix_heads(&["/etc/shadow".into(), "/tmp/".into()]).is_none());
     }
 
     #[test]
