@@ -110,10 +110,10 @@ pub mod limits {
 pub mod drop {
     /// The ring buffer was full: the record was lost.
     pub const RINGBUF_FULL: u32 = 0;
-    /// The table that joins a syscall's entry to its exit was full.
+    /// An exec's entry could not be kept until the exec (the kernel could not allocate the
+    /// task's storage).
     pub const PENDING_FULL: u32 = 1;
-    /// An exit arrived without its entry (the program was attached mid-syscall, or the entry
-    /// was lost).
+    /// A syscall's exit could not get its arguments (the task's registers were unavailable).
     pub const NO_ENTRY: u32 = 2;
     /// Reading the task's memory failed.
     pub const READ_FAILED: u32 = 3;

@@ -21,7 +21,8 @@ pub struct Scratch {
     pub buf: [u8; SCRATCH_SIZE],
 }
 
-/// A syscall's entry, kept until its exit: the arguments and when it started.
+/// An exec's entry, kept until the exec is done (its registers are reset when the new
+/// program is loaded): the arguments and when it started.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Pending {
