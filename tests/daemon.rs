@@ -542,7 +542,15 @@ fn webhook_down_for_30s_then_back_gets_what_its_queue_held_and_the_rest_is_count
             m.lines
         );
     }
-    let page = scrape(web);
+    // The webhook's queue takes (or refuses) an alert just after stdout prints it: wait for
+    // the count to settle before reading it.
+    let dropped_series = r#"monitor_output_dropped_total{output="webhook",reason="queue_full"}"#;
+    let page = scrape_until(
+        web,
+        dropped_series,
+        (FIRED - CAPACITY as u64 - 1) as f64,
+        Duration::from_secs(5),
+    );
     assert_eq!(
         metric(
             &page,
@@ -551,11 +559,7 @@ fn webhook_down_for_30s_then_back_gets_what_its_queue_held_and_the_rest_is_count
         Some(FIRED as f64),
         "{page}"
     );
-    let dropped = metric(
-        &page,
-        r#"monitor_output_dropped_total{output="webhook",reason="queue_full"}"#,
-    )
-    .unwrap_or(0.0) as u64;
+    let dropped = metric(&page, dropped_series).unwrap_or(0.0) as u64;
     // One alert in delivery (retrying), CAPACITY waiting, the rest dropped.
     assert_eq!(dropped, FIRED - CAPACITY as u64 - 1, "{page}");
     assert!(
