@@ -2,53 +2,24 @@
 //! way an attacker does it (a module loaded with MODULE LOAD whose constructor calls
 //! system()); the shipped rule kills the shell before it runs.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use e2e::redis_attack::{evil_module, needs, serial, shipped_rules};
+use e2e::redis_attack::{HostRedis, evil_module, needs, serial, shipped_rules};
 use e2e::{Monitor, TempDir, can_load_bpf, s};
 use serde_json::Value;
 
 /// A redis-server on 127.0.0.1 that accepts MODULE LOAD; killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
+struct Redis(HostRedis);
 
 impl Redis {
     fn start() -> Redis {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            l.local_addr().expect("addr").port()
-        };
-        let mut child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no", "--enable-module-command", "yes"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Redis { child, port };
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start");
+        Redis(HostRedis::start(&["--enable-module-command", "yes"]).expect("start redis-server"))
     }
 
     fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+            .args(["-p", &self.0.port.to_string()])
             .args(args)
             .output()
             .expect("redis-cli");
@@ -56,14 +27,7 @@ impl Redis {
     }
 
     fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.alive()
     }
 }
 

@@ -10,7 +10,7 @@ use monitor::config::Config;
 use monitor::metrics::Metrics;
 use monitor::output::Outputs;
 
-use output_support::{Rsyslog, alert, metric};
+use output_support::{Rsyslog, alert, metric, start_rsyslog, syslog_lines};
 
 fn config(syslog: &str, extra: &str) -> Config {
     let (cfg, warnings) = Config::from_yaml_str(&format!(
@@ -35,7 +35,7 @@ async fn deliver_and_check(rs: &Rsyslog, cfg: Config, input: &str, json: bool) {
     let mut b = alert("Run shell untrusted", 1);
     b.priority = Priority::Debug;
     outputs.send(b);
-    let lines = rs.wait_for(input, 2, Duration::from_secs(10)).await;
+    let lines = syslog_lines(rs, input, 2, Duration::from_secs(10)).await;
     assert_eq!(lines.len(), 2, "{input}: {:?}", rs.lines());
     let pid = std::process::id().to_string();
     let first = fields(&lines[0]);
@@ -71,11 +71,11 @@ async fn deliver_and_check(rs: &Rsyslog, cfg: Config, input: &str, json: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn to_the_local_socket() {
-    let Some(rs) = Rsyslog::start() else { return };
+    let Some(rs) = start_rsyslog() else { return };
     let cfg = config(
         &format!(
             "{{enabled: true, socket: {}, facility: local3}}",
-            rs.socket_path().display()
+            rs.socket.as_path().display()
         ),
         "",
     );
@@ -84,7 +84,7 @@ async fn to_the_local_socket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn to_a_remote_server_over_udp() {
-    let Some(rs) = Rsyslog::start() else { return };
+    let Some(rs) = start_rsyslog() else { return };
     let cfg = config(
         &format!(
             "{{enabled: true, facility: local3, remote: {{address: '127.0.0.1:{}', protocol: udp}}}}",
@@ -97,7 +97,7 @@ async fn to_a_remote_server_over_udp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn to_a_remote_server_over_tcp_with_octet_counting() {
-    let Some(rs) = Rsyslog::start() else { return };
+    let Some(rs) = start_rsyslog() else { return };
     let cfg = config(
         &format!(
             "{{enabled: true, facility: local3, remote: {{address: '127.0.0.1:{}', protocol: tcp}}}}",
@@ -110,7 +110,7 @@ async fn to_a_remote_server_over_tcp_with_octet_counting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_socket_counts_failures_and_recovers_when_it_appears() {
-    let Some(rs) = Rsyslog::start() else { return };
+    let Some(rs) = start_rsyslog() else { return };
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("log");
     let cfg = config(
@@ -133,9 +133,9 @@ async fn a_missing_socket_counts_failures_and_recovers_when_it_appears() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The socket appears (as when syslog starts after us): the next alert goes through.
-    std::os::unix::fs::symlink(rs.socket_path(), &link).unwrap();
+    std::os::unix::fs::symlink(rs.socket.as_path(), &link).unwrap();
     outputs.send(alert("r", 1));
-    let lines = rs.wait_for("imuxsock", 1, Duration::from_secs(10)).await;
+    let lines = syslog_lines(&rs, "imuxsock", 1, Duration::from_secs(10)).await;
     assert_eq!(lines.len(), 1);
     assert!(lines[0].contains("alert number 1"));
     outputs.shutdown(Duration::from_secs(5)).await;
@@ -143,11 +143,11 @@ async fn a_missing_socket_counts_failures_and_recovers_when_it_appears() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bsd_format_on_the_local_socket() {
-    let Some(rs) = Rsyslog::start() else { return };
+    let Some(rs) = start_rsyslog() else { return };
     let cfg = config(
         &format!(
             "{{enabled: true, socket: {}, facility: daemon, format: rfc3164}}",
-            rs.socket_path().display()
+            rs.socket.as_path().display()
         ),
         "",
     );
@@ -155,7 +155,7 @@ async fn bsd_format_on_the_local_socket() {
     let mut a = alert("r", 7);
     a.priority = Priority::Error;
     outputs.send(a);
-    let lines = rs.wait_for("imuxsock", 1, Duration::from_secs(10)).await;
+    let lines = syslog_lines(&rs, "imuxsock", 1, Duration::from_secs(10)).await;
     assert_eq!(lines.len(), 1, "{:?}", rs.lines());
     let f = fields(&lines[0]);
     let pid = std::process::id().to_string();

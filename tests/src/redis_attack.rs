@@ -1,8 +1,10 @@
 //! Shared by the enforcement tests (host and container): the attacker's Redis module, the
 //! shipped rules, and the lock that keeps kill-mode monitors from meeting.
 
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use crate::{can_load_bpf, require};
 
@@ -58,4 +60,48 @@ pub fn evil_module(dir: &Path, marker: &str) -> PathBuf {
         .expect("gcc");
     assert!(st.success(), "compiling the module failed");
     so
+}
+
+/// A redis-server of Debian's package on 127.0.0.1, on a free port (another test or bench may
+/// run one of its own), without persistence; killed on drop.
+pub struct HostRedis {
+    child: Child,
+    pub port: u16,
+}
+
+impl HostRedis {
+    /// Starts it with `extra` arguments and waits until it accepts connections.
+    pub fn start(extra: &[&str]) -> anyhow::Result<HostRedis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()?;
+        let mut r = HostRedis { child, port };
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(r);
+            }
+            if !r.alive() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        anyhow::bail!("redis-server did not start")
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for HostRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use e2e::docker::{Container, Dockerd, RunSpec, docker_missing};
+use e2e::redis_attack::HostRedis;
 
 const RUNS: usize = 5;
 
@@ -99,39 +100,13 @@ fn fork_exec(n: u64) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-struct Redis {
-    child: Child,
-    port: u16,
-}
+struct Redis(HostRedis);
 
 impl Redis {
     fn start() -> Result<Redis> {
-        // A free port: another bench or test may run a redis of its own.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .context("finding a free port")?;
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting redis-server")?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(Redis { child, port });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("redis-server did not start")
+        Ok(Redis(
+            HostRedis::start(&[]).context("starting redis-server")?,
+        ))
     }
 
     /// Requests per second of SET and GET together.
@@ -144,7 +119,7 @@ impl Redis {
                 "-h",
                 "127.0.0.1",
                 "-p",
-                &self.port.to_string(),
+                &self.0.port.to_string(),
                 "-q",
                 "--csv",
                 "-t",
@@ -172,13 +147,6 @@ impl Redis {
             bail!("redis-benchmark printed no results: {text}");
         }
         Ok(total / count as f64)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

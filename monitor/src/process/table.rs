@@ -265,11 +265,11 @@ impl ProcessTable {
         .unwrap_or_else(|| old.cwd.clone());
         // execveat relative to a directory fd: the kernel names the program
         // `/dev/fd/N/NAME`, or `/dev/fd/N` for the fd's own file (AT_EMPTY_PATH, as runc does).
-        let fd_prefix = format!("/dev/fd/{dirfd}");
-        let fd_rest = (h.kind == kind::EXECVEAT)
-            .then(|| path.strip_prefix(&fd_prefix))
-            .flatten()
-            .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+        let fd_rest = if h.kind == kind::EXECVEAT {
+            dev_fd_rest(&path, dirfd)
+        } else {
+            None
+        };
         let exepath = match fd_rest {
             Some("") => self
                 .fd_file(h.pid, dirfd, h.ret == 0)
@@ -1136,6 +1136,13 @@ fn arg(name: &'static str, value: ArgValue) -> Arg {
 
 fn loginuid(raw: u32) -> i64 {
     if raw == u32::MAX { -1 } else { i64::from(raw) }
+}
+
+/// What follows `/dev/fd/FD` in `path` (empty, or `/NAME`), when `path` names that fd.
+fn dev_fd_rest(path: &str, fd: i64) -> Option<&str> {
+    let rest = path.strip_prefix("/dev/fd/")?;
+    let end = rest.find('/').unwrap_or(rest.len());
+    (rest[..end].parse::<i64>().ok()? == fd).then(|| &rest[end..])
 }
 
 fn fd_info(num: i64, f: &FdEntry, name_changed: bool) -> FdInfo {

@@ -119,35 +119,27 @@ impl<'a> Parser<'a> {
     }
 
     fn or(&mut self) -> Result<Expr, ParseError> {
-        let first = self.and()?;
-        let mut items = vec![first];
-        loop {
-            let save = self.pos;
-            self.blanks();
-            if self.keyword("or") {
-                self.pos += 2;
-                items.push(self.and()?);
-            } else {
-                self.pos = save;
-                break;
-            }
-        }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Expr::Or(items)
-        })
+        self.chain("or", Self::and, Expr::Or)
     }
 
     fn and(&mut self) -> Result<Expr, ParseError> {
-        let first = self.not()?;
-        let mut items = vec![first];
+        self.chain("and", Self::not, Expr::And)
+    }
+
+    /// `operand (kw operand)*`: one operand alone, or all of them in `make`.
+    fn chain(
+        &mut self,
+        kw: &str,
+        operand: fn(&mut Self) -> Result<Expr, ParseError>,
+        make: fn(Vec<Expr>) -> Expr,
+    ) -> Result<Expr, ParseError> {
+        let mut items = vec![operand(self)?];
         loop {
             let save = self.pos;
             self.blanks();
-            if self.keyword("and") {
-                self.pos += 3;
-                items.push(self.not()?);
+            if self.keyword(kw) {
+                self.pos += kw.len();
+                items.push(operand(self)?);
             } else {
                 self.pos = save;
                 break;
@@ -156,7 +148,7 @@ impl<'a> Parser<'a> {
         Ok(if items.len() == 1 {
             items.remove(0)
         } else {
-            Expr::And(items)
+            make(items)
         })
     }
 

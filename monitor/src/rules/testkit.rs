@@ -10,39 +10,9 @@ use crate::event::{
 };
 use crate::process::Process;
 
-/// Linux open flags with Falco's names.
-pub const OPEN_FLAGS: &[(u64, &str)] = &[
-    (0, "O_RDONLY"),
-    (0o1, "O_WRONLY"),
-    (0o2, "O_RDWR"),
-    (0o100, "O_CREAT"),
-    (0o200, "O_EXCL"),
-    (0o400, "O_NOCTTY"),
-    (0o1000, "O_TRUNC"),
-    (0o2000, "O_APPEND"),
-    (0o4000, "O_NONBLOCK"),
-    (0o200000, "O_DIRECTORY"),
-    (0o400000, "O_NOFOLLOW"),
-    (0o2000000, "O_CLOEXEC"),
-];
-
-pub const PTRACE_REQUESTS: &[(u64, &str)] = &[
-    (0, "PTRACE_TRACEME"),
-    (1, "PTRACE_PEEKTEXT"),
-    (4, "PTRACE_POKETEXT"),
-    (5, "PTRACE_POKEDATA"),
-    (13, "PTRACE_SETREGS"),
-    (16, "PTRACE_ATTACH"),
-    (17, "PTRACE_DETACH"),
-    (0x4206, "PTRACE_SEIZE"),
-];
-
-pub const SOCKET_DOMAINS: &[(u64, &str)] = &[
-    (1, "AF_UNIX"),
-    (2, "AF_INET"),
-    (10, "AF_INET6"),
-    (17, "AF_PACKET"),
-];
+/// The tables the process table renders arguments with, so that test events read as real
+/// ones do.
+pub use crate::event::names::{OPEN_FLAGS, PTRACE_REQUESTS, SOCKET_FAMILIES as SOCKET_DOMAINS};
 
 pub const O_WRONLY: u64 = 0o1;
 pub const O_RDWR: u64 = 0o2;

@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,20 +15,9 @@ use axum::routing::post;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
+pub use e2e::metric;
+pub use e2e::receivers::Rsyslog;
 use monitor::alert::{Alert, Priority};
-
-/// Says whether a need of a test is met; when not, fails under CI=true and skips (saying why)
-/// elsewhere.
-pub fn need(what: &str, met: bool) -> bool {
-    if met {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("this test needs {what}, which is missing (CI=true, so this is a failure)");
-    }
-    eprintln!("SKIPPED: this test needs {what}, which is missing");
-    false
-}
 
 pub fn alert(rule: &str, n: u64) -> Alert {
     let mut fields = BTreeMap::new();
@@ -53,12 +40,6 @@ pub fn alert(rule: &str, n: u64) -> Alert {
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
-}
-
-/// Reads a counter or gauge from the exposition text.
-pub fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[derive(Clone, Debug)]
@@ -251,118 +232,26 @@ pub fn make_pki() -> TestPki {
 
 /// A real rsyslogd listening on a unix socket, UDP and TCP on 127.0.0.1, writing every
 /// message it gets as `input|facility|severity|hostname|app|procid|msgid|msg` lines.
-pub struct Rsyslog {
-    child: Child,
-    pub dir: tempfile::TempDir,
-    pub socket: PathBuf,
-    pub udp_port: u16,
-    pub tcp_port: u16,
-    pub out: PathBuf,
+/// Starts the end-to-end tests' rsyslogd (`e2e::receivers::Rsyslog`); `None` (after saying
+/// why) when rsyslogd is not installed and CI is not set.
+pub fn start_rsyslog() -> Option<Rsyslog> {
+    Rsyslog::start().expect("start rsyslogd")
 }
 
-fn rsyslogd_present() -> bool {
-    Command::new("rsyslogd")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-impl Rsyslog {
-    /// `None` (after saying why) when rsyslogd is not installed and CI is not set.
-    pub fn start() -> Option<Rsyslog> {
-        if !need("rsyslogd (Debian package rsyslog)", rsyslogd_present()) {
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        let socket = d.join("log.sock");
-        let out = d.join("out.log");
-        let (udp_port, tcp_port) = (free_udp_port(), free_port());
-        let conf = format!(
-            r#"global(workDirectory="{dir}" maxMessageSize="64k")
-module(load="imuxsock" SysSock.Use="off")
-input(type="imuxsock" Socket="{socket}" UseSpecialParser="off" ParseHostname="on" RateLimit.Interval="0")
-module(load="imudp")
-input(type="imudp" address="127.0.0.1" port="{udp_port}")
-module(load="imtcp")
-input(type="imtcp" address="127.0.0.1" port="{tcp_port}")
-template(name="t" type="string" string="%inputname%|%syslogfacility%|%syslogseverity%|%hostname%|%app-name%|%procid%|%msgid%|%msg%\n")
-*.* action(type="omfile" file="{out}" template="t")
-"#,
-            dir = d.display(),
-            socket = socket.display(),
-            out = out.display(),
-        );
-        let conf_path = d.join("rsyslog.conf");
-        std::fs::write(&conf_path, conf).expect("write rsyslog.conf");
-        let child = Command::new("rsyslogd")
-            .arg("-n")
-            .arg("-f")
-            .arg(&conf_path)
-            .arg("-i")
-            .arg(d.join("rsyslogd.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn rsyslogd");
-        let r = Rsyslog {
-            child,
-            dir,
-            socket,
-            udp_port,
-            tcp_port,
-            out,
-        };
-        let until = Instant::now() + Duration::from_secs(10);
-        while !(r.socket.exists()
-            && std::net::TcpStream::connect(("127.0.0.1", r.tcp_port)).is_ok())
-        {
-            assert!(Instant::now() < until, "rsyslogd did not start within 10 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(r)
-    }
-
-    pub fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
+/// Waits, without blocking the runtime, until `n` lines from `input` (imuxsock, imudp, imtcp)
+/// are written by `rs`.
+pub async fn syslog_lines(rs: &Rsyslog, input: &str, n: usize, timeout: Duration) -> Vec<String> {
+    let prefix = format!("{input}|");
+    let until = Instant::now() + timeout;
+    loop {
+        let got: Vec<String> = rs
             .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Waits until `n` lines from `input` (imuxsock, imudp, imtcp) are written.
-    pub async fn wait_for(&self, input: &str, n: usize, timeout: Duration) -> Vec<String> {
-        let until = Instant::now() + timeout;
-        loop {
-            let got: Vec<String> = self
-                .lines()
-                .into_iter()
-                .filter(|l| l.starts_with(&format!("{input}|")))
-                .collect();
-            if got.len() >= n || Instant::now() >= until {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            .into_iter()
+            .filter(|l| l.starts_with(&prefix))
+            .collect();
+        if got.len() >= n || Instant::now() >= until {
+            return got;
         }
-    }
-
-    pub fn socket_path(&self) -> &Path {
-        &self.socket
-    }
-}
-
-fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-    s.local_addr().expect("local addr").port()
-}
-
-impl Drop for Rsyslog {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
