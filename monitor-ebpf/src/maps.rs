@@ -228,15 +228,28 @@ pub fn count(map: &PerCpuArray<u64>, index: u32) {
 /// task is not the monitor): the kind's configuration and the settings.
 #[inline(always)]
 pub fn wanted(k: u16) -> Option<(KindConfig, Settings)> {
+    let (cfg, settings) = enabled(k)?;
+    if is_self(&settings) {
+        return None;
+    }
+    Some((cfg, settings))
+}
+
+/// The kind's configuration and the settings, when the kind is enabled. Whoever calls this
+/// instead of `wanted` must still drop the monitor's own calls (`is_self`) before sending.
+#[inline(always)]
+pub fn enabled(k: u16) -> Option<(KindConfig, Settings)> {
     let cfg = kind_config(k);
     if cfg.enabled == 0 {
         return None;
     }
-    let settings = settings();
-    if (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == settings.self_pid {
-        return None;
-    }
-    Some((cfg, settings))
+    Some((cfg, settings()))
+}
+
+/// Whether the current task belongs to the monitor itself.
+#[inline(always)]
+pub fn is_self(settings: &Settings) -> bool {
+    (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == settings.self_pid
 }
 
 #[inline(always)]

@@ -166,13 +166,10 @@ pub fn arg_area(o: &KernelOffsets) -> (u64, u64) {
 /// hold them at the syscall's exit: so a syscall can be captured by its exit alone.
 #[inline(always)]
 pub fn syscall_args() -> Option<[u64; 6]> {
-    // SAFETY: plain helper calls; the result is a typed (BTF) pointer to the task's registers
-    // or 0, and each load through it is checked by the verifier and fault-safe.
+    let regs = syscall_regs()?;
+    // SAFETY: `regs` is the verifier-typed (BTF) pointer to the task's registers; each load
+    // through it is checked by the verifier and fault-safe.
     unsafe {
-        let regs = helper::bpf_task_pt_regs(helper::bpf_get_current_task_btf()) as *const u8;
-        if regs.is_null() {
-            return None;
-        }
         let rd = |off: usize| core::ptr::read_volatile(regs.add(off) as *const u64);
         Some([
             rd(SYSCALL_ARG_REGS[0]),
@@ -183,4 +180,25 @@ pub fn syscall_args() -> Option<[u64; 6]> {
             rd(SYSCALL_ARG_REGS[5]),
         ])
     }
+}
+
+/// Argument `i` (0..6) of the current syscall alone: what a filter that looks at one
+/// argument needs, without loading the other five.
+#[inline(always)]
+pub fn syscall_arg(i: usize) -> Option<u64> {
+    let regs = syscall_regs()?;
+    // SAFETY: as in `syscall_args`.
+    unsafe {
+        Some(core::ptr::read_volatile(
+            regs.add(SYSCALL_ARG_REGS[i % 6]) as *const u64
+        ))
+    }
+}
+
+/// The task's saved user registers (a BTF pointer the verifier lets the program load from).
+#[inline(always)]
+fn syscall_regs() -> Option<*const u8> {
+    // SAFETY: plain helper calls; the result is a typed pointer to the task's registers or 0.
+    let regs = unsafe { helper::bpf_task_pt_regs(helper::bpf_get_current_task_btf()) as *const u8 };
+    if regs.is_null() { None } else { Some(regs) }
 }

@@ -34,7 +34,10 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
         kind::OPENAT | kind::OPENAT2 => 1,
         _ => return Ok(()),
     };
-    let Some((cfg, settings)) = maps::wanted(k) else {
+    // Most opens end in the prefilter, so everything it does not need waits until after it:
+    // the monitor's own opens are dropped after it, and five of the six arguments are loaded
+    // after it.
+    let Some((cfg, settings)) = maps::enabled(k) else {
         return Ok(());
     };
     let ret: i64 = field(ctx, 16);
@@ -42,15 +45,21 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
         maps::count(&FILTERED, filtered::FAILED);
         return Ok(());
     }
-    let Some(args) = task::syscall_args() else {
+    let Some(path) = task::syscall_arg(path_arg) else {
         maps::count(&DROPS, drop::NO_ENTRY);
         return Ok(());
     };
-    let path = args[path_arg];
     if cfg.prefilter != 0 && settings.prefilter_on != 0 && !prefilter_pass_user(path, &settings) {
         maps::count(&FILTERED, filtered::PREFILTER);
         return Ok(());
     }
+    if maps::is_self(&settings) {
+        return Ok(());
+    }
+    let Some(args) = task::syscall_args() else {
+        maps::count(&DROPS, drop::NO_ENTRY);
+        return Ok(());
+    };
     let mut r = Record::new(k, &args, 0, ret).ok_or(0)?;
     r.push_user_str(item::PATH, path);
     if k == kind::OPENAT2 {
