@@ -424,3 +424,38 @@ fn a_bad_trace_filter_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("proc.nmae"), "{err}");
 }
+
+/// Programs of tracepoint type (BPF_PROG_TYPE_TRACEPOINT = 5) that process `pid` holds.
+fn tracepoint_programs(pid: u32) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return 0;
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|info| {
+            info.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["prog_type:", "5"])
+        })
+        .count()
+}
+
+/// The capture benchmark's floor: `bench-floor` holds one do-nothing tracepoint program,
+/// attached where asked, and lets it go on SIGTERM.
+#[test]
+fn bench_floor_holds_one_do_nothing_program_until_sigterm() {
+    if !can_load_bpf() {
+        return;
+    }
+    let m = Monitor::start(&["bench-floor", "--syscall", "openat"]);
+    assert!(
+        m.log.iter().any(|l| l.contains("sys_exit_openat")),
+        "{:?}",
+        m.log
+    );
+    assert_eq!(tracepoint_programs(m.pid()), 1);
+    let (status, took, _, log) = m.terminate(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit {status:?} after {took:?}: {log:?}"
+    );
+}

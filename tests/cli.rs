@@ -76,3 +76,14 @@ fn rules_list_prints_the_loaded_rules() {
         "{text}"
     );
 }
+
+#[test]
+fn bench_floor_refuses_what_is_not_a_syscall_name() {
+    let out = Command::new(monitor_bin())
+        .args(["bench-floor", "--syscall", "../../events/sched"])
+        .output()
+        .expect("run monitor bench-floor");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a syscall name"), "{err}");
+}

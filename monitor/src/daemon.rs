@@ -23,7 +23,7 @@ use crate::event::EventType;
 use crate::metrics::Metrics;
 use crate::output::Outputs;
 use crate::pipeline::{Detector, Enricher};
-use crate::probe::{CaptureSet, Prefilter, Probe, ProbeConfig, ProbeError};
+use crate::probe::{CaptureSet, Floor, Prefilter, Probe, ProbeConfig, ProbeError};
 use crate::process::{ProcessTable, TableConfig};
 use crate::reader::Reader;
 use crate::reload::{LiveConfig, ReloadReason, Reloader};
@@ -39,12 +39,41 @@ pub const EXIT_ENV: u8 = 2;
 pub struct EnvironmentError(pub String);
 
 fn load_probe() -> Result<Probe> {
-    Probe::load(&ProbeConfig::default()).map_err(|e| match e {
+    Probe::load(&ProbeConfig::default()).map_err(probe_error)
+}
+
+fn probe_error(e: ProbeError) -> anyhow::Error {
+    match e {
         ProbeError::Privileges(_) | ProbeError::Tracefs(_) => {
             anyhow::Error::new(EnvironmentError(e.to_string()))
         }
         other => anyhow::Error::new(other),
-    })
+    }
+}
+
+/// `monitor bench-floor`: a do-nothing program on one syscall's exit tracepoint, until
+/// SIGTERM or SIGINT. The capture benchmark runs its open+close loop under it to show how
+/// much of the monitor's cost is the tracepoint hit itself.
+pub async fn bench_floor(syscall: String) -> Result<()> {
+    if syscall.is_empty()
+        || !syscall
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        anyhow::bail!("--syscall: '{syscall}' is not a syscall name");
+    }
+    let floor = Floor::attach(&ProbeConfig::default(), &syscall).map_err(probe_error)?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    say(&format!(
+        "monitor: do-nothing program on sys_exit_{syscall}, ready"
+    ));
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    drop(floor);
+    Ok(())
 }
 
 /// Kinds for a list of Falco event type names (all when empty).

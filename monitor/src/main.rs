@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         match command {
             Command::Trace(args) => daemon::trace(args).await,
             Command::Run(args) => daemon::run(args).await,
+            Command::BenchFloor { syscall } => daemon::bench_floor(syscall).await,
             Command::Rules { .. } | Command::Config { .. } => Ok(()),
         }
     });

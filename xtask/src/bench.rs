@@ -12,7 +12,8 @@ use anyhow::{Context, Result, bail};
 use e2e::docker::{Container, Dockerd, RunSpec, docker_missing};
 use e2e::redis_attack::HostRedis;
 
-const RUNS: usize = 5;
+/// Rounds of unmonitored, floor and monitored runs.
+const ROUNDS: usize = 5;
 
 struct Monitor {
     child: Child,
@@ -26,10 +27,19 @@ impl Monitor {
         for r in rules {
             cmd.arg("-r").arg(r);
         }
-        cmd.args(["-o", "stdout_output.enabled=false"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args(["-o", "stdout_output.enabled=false"]).args(extra);
+        Monitor::spawn(cmd)
+    }
+
+    /// `monitor bench-floor`: only a do-nothing program, on openat's exit.
+    fn floor(bin: &Path) -> Result<Monitor> {
+        let mut cmd = Command::new(bin);
+        cmd.args(["bench-floor", "--syscall", "openat"]);
+        Monitor::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Result<Monitor> {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().context("starting the monitor")?;
         let stderr = child.stderr.take().context("monitor stderr")?;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -208,24 +218,55 @@ impl ContainerLoad {
     }
 }
 
+/// One run of each workload.
 struct Measures {
     open_close_s: f64,
     fork_exec_s: f64,
     redis_rps: f64,
 }
 
-fn measure(iterations: u64, redis: &Redis) -> Result<Measures> {
-    let oc: Vec<f64> = (0..RUNS).map(|_| open_close(iterations)).collect();
-    let fe: Vec<f64> = (0..RUNS).map(|_| fork_exec(iterations / 100)).collect();
-    let mut rr = Vec::new();
-    for _ in 0..3 {
-        rr.push(redis.bench(iterations / 2)?);
+/// How much of each workload one run does. Each run lasts about a second or more, so that
+/// one scheduling hiccup of a shared VM is not the whole run.
+#[derive(Clone, Copy)]
+struct Sizes {
+    open_close: u64,
+    fork_exec: u64,
+    redis: u64,
+}
+
+impl Sizes {
+    fn from_iterations(iterations: u64) -> Sizes {
+        Sizes {
+            open_close: iterations.max(1),
+            fork_exec: (iterations / 500).max(1),
+            redis: (iterations * 3 / 10).max(1000),
+        }
     }
+}
+
+fn measure(n: Sizes, redis: &Redis) -> Result<Measures> {
     Ok(Measures {
-        open_close_s: median(oc),
-        fork_exec_s: median(fe),
-        redis_rps: median(rr),
+        open_close_s: open_close(n.open_close),
+        fork_exec_s: fork_exec(n.fork_exec),
+        redis_rps: redis.bench(n.redis)?,
     })
+}
+
+/// Median and range of paired ratios (monitored over unmonitored, round by round): pairing
+/// cancels the drift of a shared VM between rounds, and the range shows what noise is left.
+fn ratios(with: &[f64], base: &[f64]) -> (f64, f64, f64) {
+    let r: Vec<f64> = with.iter().zip(base).map(|(w, b)| w / b).collect();
+    let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (median(r), lo, hi)
+}
+
+fn sum_counters(stats: &serde_json::Value, key: &str) -> u64 {
+    match stats.get(key) {
+        Some(serde_json::Value::Object(m)) => m.values().filter_map(|v| v.as_u64()).sum(),
+        Some(v) => v.as_u64().unwrap_or(0),
+        None => 0,
+    }
 }
 
 pub fn capture(
@@ -234,7 +275,7 @@ pub fn capture(
     rules: &[PathBuf],
     containers: usize,
 ) -> Result<()> {
-    let iterations = iterations.unwrap_or(200_000);
+    let n = Sizes::from_iterations(iterations.unwrap_or(1_000_000));
     let bin = crate::target_dir(root).join("release/monitor");
     let rules: Vec<PathBuf> = if rules.is_empty() {
         let falco = root.join("../shared/falco-rules/falco_rules.yaml");
@@ -259,46 +300,85 @@ pub fn capture(
         .unwrap_or_default();
     let redis = Redis::start()?;
     eprintln!(
-        "bench: {iterations} open+close, {} fork+exec, {} redis requests per run; median of runs",
-        iterations / 100,
-        iterations / 2
+        "bench: {} open+close, {} fork+exec, {} redis requests per run",
+        n.open_close, n.fork_exec, n.redis
     );
-    let base = measure(iterations, &redis)?;
-    let monitor = Monitor::start(&bin, &rules, &monitor_options)?;
-    let with = measure(iterations, &redis)?;
-    // A fork+exec loop at full speed, for the drop count.
-    let stats = monitor.stop();
+    // Rounds of: unmonitored, the floor, monitored. Each round's monitored run is compared
+    // with the same round's unmonitored one.
+    let (mut base, mut floor, mut with) = (Vec::new(), Vec::new(), Vec::new());
+    let mut stats = Vec::new();
+    for round in 1..=ROUNDS {
+        eprintln!("bench: round {round} of {ROUNDS}");
+        base.push(measure(n, &redis)?);
+        // The floor: one tracepoint hit on openat with a program that does nothing. No
+        // capture program can cost less; the monitor's own work is what it adds on top.
+        let f = Monitor::floor(&bin)?;
+        floor.push(open_close(n.open_close));
+        f.stop();
+        let monitor = Monitor::start(&bin, &rules, &monitor_options)?;
+        with.push(measure(n, &redis)?);
+        // The fork+exec loop ran at full speed: its drops are in these counters.
+        stats.push(monitor.stop());
+    }
 
     let per = |s: f64, n: u64| s * 1e9 / n as f64;
+    let col = |v: &[Measures], f: fn(&Measures) -> f64| v.iter().map(f).collect::<Vec<_>>();
+    let (b_oc, w_oc) = (
+        col(&base, |m| m.open_close_s),
+        col(&with, |m| m.open_close_s),
+    );
+    let (b_fe, w_fe) = (col(&base, |m| m.fork_exec_s), col(&with, |m| m.fork_exec_s));
+    let (b_rr, w_rr) = (col(&base, |m| m.redis_rps), col(&with, |m| m.redis_rps));
     println!(
-        "capture benchmark (rules: {}; {containers} containers running)",
+        "capture benchmark (rules: {}; {containers} containers running; {ROUNDS} rounds, median of paired ratios [range])",
         rules
             .iter()
             .map(|r| r.display().to_string())
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!(
-        "  open+close   : {:8.0} ns/iter unmonitored, {:8.0} ns/iter monitored, ratio {:.3}x (target <= 1.20x), {:+.0} ns per open+close",
-        per(base.open_close_s, iterations),
-        per(with.open_close_s, iterations),
-        with.open_close_s / base.open_close_s,
-        per(with.open_close_s - base.open_close_s, iterations)
+    let (r, lo, hi) = ratios(&w_oc, &b_oc);
+    let (fr, flo, fhi) = ratios(&floor, &b_oc);
+    let (b, w, f) = (
+        per(median(b_oc.clone()), n.open_close),
+        per(median(w_oc.clone()), n.open_close),
+        per(median(floor.clone()), n.open_close),
     );
     println!(
-        "  fork+exec    : {:8.0} us/iter unmonitored, {:8.0} us/iter monitored, ratio {:.3}x (target <= 1.10x)",
-        per(base.fork_exec_s, iterations / 100) / 1000.0,
-        per(with.fork_exec_s, iterations / 100) / 1000.0,
-        with.fork_exec_s / base.fork_exec_s
+        "  open+close   : {b:8.0} ns/iter unmonitored, {w:8.0} ns/iter monitored, ratio {r:.3}x [{lo:.3}-{hi:.3}] (target <= 1.20x), {:+.0} ns per open+close",
+        w - b
     );
     println!(
-        "  redis        : {:8.0} req/s unmonitored, {:8.0} req/s monitored, {:.1}% (target >= 97%)",
-        base.redis_rps,
-        with.redis_rps,
-        100.0 * with.redis_rps / base.redis_rps
+        "    floor      : {f:8.0} ns/iter with only a do-nothing program on sys_exit_openat, ratio {fr:.3}x [{flo:.3}-{fhi:.3}], {:+.0} ns; the monitor adds {:+.0} ns to it",
+        f - b,
+        w - f
     );
-    match stats {
-        Some(s) => println!("  monitor stats: {s}"),
+    let (r, lo, hi) = ratios(&w_fe, &b_fe);
+    println!(
+        "  fork+exec    : {:8.0} us/iter unmonitored, {:8.0} us/iter monitored, ratio {r:.3}x [{lo:.3}-{hi:.3}] (target <= 1.10x)",
+        per(median(b_fe.clone()), n.fork_exec) / 1000.0,
+        per(median(w_fe.clone()), n.fork_exec) / 1000.0,
+    );
+    let (r, lo, hi) = ratios(&w_rr, &b_rr);
+    println!(
+        "  redis        : {:8.0} req/s unmonitored, {:8.0} req/s monitored, {:.1}% [{:.1}-{:.1}%] (target >= 97%)",
+        median(b_rr.clone()),
+        median(w_rr.clone()),
+        100.0 * r,
+        100.0 * lo,
+        100.0 * hi
+    );
+    let printed: Vec<&serde_json::Value> = stats.iter().flatten().collect();
+    let dropped: u64 = printed
+        .iter()
+        .map(|s| sum_counters(s, "kernel_drops") + sum_counters(s, "kernel_lost"))
+        .sum();
+    println!(
+        "  dropped events: {dropped} in {} rounds with statistics (of {ROUNDS})",
+        printed.len()
+    );
+    match printed.last() {
+        Some(s) => println!("  monitor stats (last round): {s}"),
         None => println!("  monitor stats: none printed"),
     }
     drop(redis);

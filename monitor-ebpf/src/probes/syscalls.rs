@@ -180,6 +180,13 @@ fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
+/// Does nothing. Attached alone by the capture benchmark (`monitor bench-floor`), never by the
+/// daemon: the cost of a tracepoint hit itself, which no program can go below.
+#[tracepoint]
+pub fn sys_exit_noop(_ctx: TracePointContext) -> u32 {
+    0
+}
+
 #[tracepoint]
 pub fn sys_exit(ctx: TracePointContext) -> u32 {
     let _ = try_sys_exit(&ctx);
@@ -192,7 +199,9 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         // Opens have their own exit program (sys_exit_open).
         return Ok(());
     }
-    let Some((cfg, _)) = maps::wanted(k) else {
+    // The monitor's own calls are dropped after the cheap filters below (most sends end in
+    // the no-address one), not before them.
+    let Some((cfg, settings)) = maps::enabled(k) else {
         return Ok(());
     };
     let ret: i64 = field(ctx, 16);
@@ -201,6 +210,7 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         // Only a failed exec gets here with its entry (a successful one was sent, and its
         // entry taken, by sched_process_exec). The old program's memory is still there, and
         // the kernel has just read the strings, so they are in.
+        // (The entry program keeps no entry for the monitor's own execs.)
         let Some(p) = maps::pending_take().filter(|p| p.kind == u64::from(k)) else {
             return Ok(());
         };
@@ -224,17 +234,20 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         // The child's half of a fork says nothing the parent's half and PROC_FORK do not.
         return Ok(());
     }
+    if cfg.skip_no_addr != 0 && task::syscall_arg(4) == Some(0) {
+        // (Set by the daemon for sendto only, whose argument 4 is the destination.)
+        maps::count(&FILTERED, filtered::NO_ADDR);
+        return Ok(());
+    }
+    if maps::is_self(&settings) {
+        return Ok(());
+    }
     // Every other syscall is captured by its exit alone: the arguments are still in the
     // task's registers, so one tracepoint hit per call instead of two.
     let Some(args) = task::syscall_args() else {
         maps::count(&DROPS, drop::NO_ENTRY);
         return Ok(());
     };
-    if cfg.skip_no_addr != 0 && args[4] == 0 {
-        // (Set by the daemon for sendto only, whose argument 4 is the destination.)
-        maps::count(&FILTERED, filtered::NO_ADDR);
-        return Ok(());
-    }
     if cfg.skip_inet_stream != 0 && task::is_inet_stream(maps::offsets(), args[0] as i32 as i64) {
         maps::count(&FILTERED, filtered::INET_STREAM);
         return Ok(());

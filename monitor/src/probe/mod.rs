@@ -93,6 +93,44 @@ pub struct KernelCounters {
     pub filtered: [u64; filtered::COUNT as usize],
 }
 
+/// Check privileges, mount tracefs if needed, and load the object with this kernel's offsets.
+/// Nothing is attached.
+fn load_object(cfg: &ProbeConfig) -> Result<Ebpf, ProbeError> {
+    check_privileges()?;
+    ensure_tracefs()?;
+    let offsets = btf::kernel_offsets(&cfg.btf_path)?;
+    btf::check_syscall_regs(&cfg.btf_path)?;
+    raise_memlock();
+    Ok(EbpfLoader::new()
+        .override_global("OFFSETS", &offsets, true)
+        .map_max_entries("EVENTS", cfg.ring_buffer_bytes)
+        // PENDING is task-local storage, which aya has no userspace type for; only the
+        // programs use it.
+        .allow_unsupported_maps()
+        .load(EBPF_OBJECT)?)
+}
+
+/// A program that does nothing, attached to one syscall's exit tracepoint and nothing else:
+/// what a tracepoint hit costs before any work, the floor under the monitor's own cost (the
+/// capture benchmark measures it). Dropping it detaches the program.
+pub struct Floor {
+    _ebpf: Ebpf,
+}
+
+impl Floor {
+    /// Attach the do-nothing program to `syscalls/sys_exit_{syscall}`.
+    pub fn attach(cfg: &ProbeConfig, syscall: &str) -> Result<Floor, ProbeError> {
+        let mut ebpf = load_object(cfg)?;
+        let name = "sys_exit_noop";
+        let p: &mut TracePoint = program(&mut ebpf, name)?;
+        p.load()
+            .map_err(|source| ProbeError::Program { name, source })?;
+        p.attach("syscalls", &format!("sys_exit_{syscall}"))
+            .map_err(|source| ProbeError::Program { name, source })?;
+        Ok(Floor { _ebpf: ebpf })
+    }
+}
+
 /// Loaded and attached programs. Dropping it detaches everything.
 pub struct Probe {
     ebpf: Ebpf,
@@ -109,19 +147,7 @@ impl Probe {
     /// Check privileges, mount tracefs if needed, load the programs with this kernel's
     /// offsets, and attach them. Nothing is captured until `set_capture`.
     pub fn load(cfg: &ProbeConfig) -> Result<Probe, ProbeError> {
-        check_privileges()?;
-        ensure_tracefs()?;
-        let offsets = btf::kernel_offsets(&cfg.btf_path)?;
-        btf::check_syscall_regs(&cfg.btf_path)?;
-        raise_memlock();
-        let mut ebpf = EbpfLoader::new()
-            .override_global("OFFSETS", &offsets, true)
-            .map_max_entries("EVENTS", cfg.ring_buffer_bytes)
-            // PENDING is task-local storage, which aya has no userspace type for; only the
-            // programs use it.
-            .allow_unsupported_maps()
-            .load(EBPF_OBJECT)?;
-
+        let mut ebpf = load_object(cfg)?;
         {
             let mut nr_kind: Array<_, u16> = map(&mut ebpf, "NR_KIND")?;
             for sc in syscalls::SYSCALLS {
