@@ -439,23 +439,29 @@ fn tracepoint_programs(pid: u32) -> usize {
         .count()
 }
 
-/// The capture benchmark's floor: `bench-floor` holds one do-nothing tracepoint program,
-/// attached where asked, and lets it go on SIGTERM.
+/// The capture benchmark's floors: `bench-floor` holds one tracepoint program that does
+/// nothing (or only reads openat's path), attached where asked, and lets it go on SIGTERM.
 #[test]
-fn bench_floor_holds_one_do_nothing_program_until_sigterm() {
+fn bench_floors_hold_one_tracepoint_program_until_sigterm() {
     if !can_load_bpf() {
         return;
     }
-    let m = Monitor::start(&["bench-floor", "--syscall", "openat"]);
-    assert!(
-        m.log.iter().any(|l| l.contains("sys_exit_openat")),
-        "{:?}",
-        m.log
-    );
-    assert_eq!(tracepoint_programs(m.pid()), 1);
-    let (status, took, _, log) = m.terminate(Duration::from_secs(10));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "exit {status:?} after {took:?}: {log:?}"
-    );
+    for (extra, says) in [
+        (None, "do-nothing program on sys_exit_openat"),
+        (
+            Some("--read-path"),
+            "only reads the path on sys_exit_openat",
+        ),
+    ] {
+        let mut args = vec!["bench-floor", "--syscall", "openat"];
+        args.extend(extra);
+        let m = Monitor::start(&args);
+        assert!(m.log.iter().any(|l| l.contains(says)), "{:?}", m.log);
+        assert_eq!(tracepoint_programs(m.pid()), 1, "{args:?}");
+        let (status, took, _, log) = m.terminate(Duration::from_secs(10));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{args:?}: exit {status:?} after {took:?}: {log:?}"
+        );
+    }
 }

@@ -38,6 +38,9 @@ pub enum Command {
         /// The syscall whose exit tracepoint gets the program.
         #[arg(long, default_value = "openat")]
         syscall: String,
+        /// Read openat's path into the path buffer as the open prefilter does, nothing more.
+        #[arg(long)]
+        read_path: bool,
     },
 }
 

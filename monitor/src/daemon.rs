@@ -54,7 +54,7 @@ fn probe_error(e: ProbeError) -> anyhow::Error {
 /// `monitor bench-floor`: a do-nothing program on one syscall's exit tracepoint, until
 /// SIGTERM or SIGINT. The capture benchmark runs its open+close loop under it to show how
 /// much of the monitor's cost is the tracepoint hit itself.
-pub async fn bench_floor(syscall: String) -> Result<()> {
+pub async fn bench_floor(syscall: String, read_path: bool) -> Result<()> {
     if syscall.is_empty()
         || !syscall
             .bytes()
@@ -62,12 +62,18 @@ pub async fn bench_floor(syscall: String) -> Result<()> {
     {
         anyhow::bail!("--syscall: '{syscall}' is not a syscall name");
     }
-    let floor = Floor::attach(&ProbeConfig::default(), &syscall).map_err(probe_error)?;
+    if read_path && syscall != "openat" {
+        anyhow::bail!("--read-path reads openat's path argument: use it with --syscall openat");
+    }
+    let floor = Floor::attach(&ProbeConfig::default(), &syscall, read_path).map_err(probe_error)?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    say(&format!(
-        "monitor: do-nothing program on sys_exit_{syscall}, ready"
-    ));
+    let what = if read_path {
+        "program that only reads the path"
+    } else {
+        "do-nothing program"
+    };
+    say(&format!("monitor: {what} on sys_exit_{syscall}, ready"));
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

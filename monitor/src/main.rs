@@ -39,7 +39,9 @@ fn main() -> ExitCode {
         match command {
             Command::Trace(args) => daemon::trace(args).await,
             Command::Run(args) => daemon::run(args).await,
-            Command::BenchFloor { syscall } => daemon::bench_floor(syscall).await,
+            Command::BenchFloor { syscall, read_path } => {
+                daemon::bench_floor(syscall, read_path).await
+            }
             Command::Rules { .. } | Command::Config { .. } => Ok(()),
         }
     });

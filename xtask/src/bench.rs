@@ -31,10 +31,14 @@ impl Monitor {
         Monitor::spawn(cmd)
     }
 
-    /// `monitor bench-floor`: only a do-nothing program, on openat's exit.
-    fn floor(bin: &Path) -> Result<Monitor> {
+    /// `monitor bench-floor`: only a do-nothing program on openat's exit, or (`read_path`)
+    /// one that only reads the path as the prefilter does.
+    fn floor(bin: &Path, read_path: bool) -> Result<Monitor> {
         let mut cmd = Command::new(bin);
         cmd.args(["bench-floor", "--syscall", "openat"]);
+        if read_path {
+            cmd.arg("--read-path");
+        }
         Monitor::spawn(cmd)
     }
 
@@ -305,15 +309,20 @@ pub fn capture(
     );
     // Rounds of: unmonitored, the floor, monitored. Each round's monitored run is compared
     // with the same round's unmonitored one.
-    let (mut base, mut floor, mut with) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut base, mut floor, mut floor_read, mut with) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut stats = Vec::new();
     for round in 1..=ROUNDS {
         eprintln!("bench: round {round} of {ROUNDS}");
         base.push(measure(n, &redis)?);
         // The floor: one tracepoint hit on openat with a program that does nothing. No
         // capture program can cost less; the monitor's own work is what it adds on top.
-        let f = Monitor::floor(&bin)?;
+        let f = Monitor::floor(&bin, false)?;
         floor.push(open_close(n.open_close));
+        f.stop();
+        // The floor plus reading the path: what any in-kernel path filter costs at least.
+        let f = Monitor::floor(&bin, true)?;
+        floor_read.push(open_close(n.open_close));
         f.stop();
         let monitor = Monitor::start(&bin, &rules, &monitor_options)?;
         with.push(measure(n, &redis)?);
@@ -339,10 +348,12 @@ pub fn capture(
     );
     let (r, lo, hi) = ratios(&w_oc, &b_oc);
     let (fr, flo, fhi) = ratios(&floor, &b_oc);
-    let (b, w, f) = (
+    let (rr, rlo, rhi) = ratios(&floor_read, &b_oc);
+    let (b, w, f, fread) = (
         per(median(b_oc.clone()), n.open_close),
         per(median(w_oc.clone()), n.open_close),
         per(median(floor.clone()), n.open_close),
+        per(median(floor_read.clone()), n.open_close),
     );
     println!(
         "  open+close   : {b:8.0} ns/iter unmonitored, {w:8.0} ns/iter monitored, ratio {r:.3}x [{lo:.3}-{hi:.3}] (target <= 1.20x), {:+.0} ns per open+close",
@@ -352,6 +363,11 @@ pub fn capture(
         "    floor      : {f:8.0} ns/iter with only a do-nothing program on sys_exit_openat, ratio {fr:.3}x [{flo:.3}-{fhi:.3}], {:+.0} ns; the monitor adds {:+.0} ns to it",
         f - b,
         w - f
+    );
+    println!(
+        "    floor+read : {fread:8.0} ns/iter with a program that only reads the path, ratio {rr:.3}x [{rlo:.3}-{rhi:.3}], {:+.0} ns; the monitor adds {:+.0} ns to it",
+        fread - b,
+        w - fread
     );
     let (r, lo, hi) = ratios(&w_fe, &b_fe);
     println!(

@@ -78,11 +78,20 @@ const _: () = assert!(core::mem::size_of::<Key<[u8; PREFIX_MAX]>>() == 4 + PREFI
 /// buffer and judge it. True: the open may matter (keep it).
 #[inline(always)]
 pub fn prefilter_pass_user(ptr: u64, settings: &Settings) -> bool {
-    let Some(pb) = PATHBUF.get_ptr_mut(0) else {
-        return true;
-    };
+    match read_path(ptr) {
+        // A path longer than SCAN_MAX reads as SCAN_MAX + 1 bytes: judged too long, it passes.
+        Some((base, n)) => prefilter_pass(base, (n - 1) & (2 * SCAN_MAX - 1), settings),
+        None => true,
+    }
+}
+
+/// Read the path at user pointer `ptr` to PATH_AT in the per-CPU path buffer: the buffer and
+/// the bytes read, with the NUL (at most SCAN_MAX + 2). None when it cannot be read.
+#[inline(always)]
+fn read_path(ptr: u64) -> Option<(*mut u8, usize)> {
+    let pb = PATHBUF.get_ptr_mut(0)?;
     if ptr == 0 {
-        return true;
+        return None;
     }
     // SAFETY: the per-CPU buffer is ours while the program runs; PATH_AT + SCAN_MAX + 16
     // bytes fit in it.
@@ -94,11 +103,22 @@ pub fn prefilter_pass_user(ptr: u64, settings: &Settings) -> bool {
             ptr as *const _,
         );
         if n <= 0 {
-            return true;
+            None
+        } else {
+            Some((base, n as usize))
         }
-        // A path longer than SCAN_MAX reads as SCAN_MAX + 1 bytes: judged too long, it passes.
-        prefilter_pass(base, (n as usize - 1) & (2 * SCAN_MAX - 1), settings)
     }
+}
+
+/// Reads an openat's path as the prefilter does, and does nothing else. Attached alone by
+/// the capture benchmark (`monitor bench-floor --read-path`), never by the daemon: the
+/// tracepoint hit plus the one read no path filter can do without.
+#[tracepoint]
+pub fn sys_exit_noop_read(_ctx: TracePointContext) -> u32 {
+    if let Some(path) = task::syscall_arg(1) {
+        let _ = read_path(path);
+    }
+    0
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;

@@ -118,10 +118,15 @@ pub struct Floor {
 }
 
 impl Floor {
-    /// Attach the do-nothing program to `syscalls/sys_exit_{syscall}`.
-    pub fn attach(cfg: &ProbeConfig, syscall: &str) -> Result<Floor, ProbeError> {
+    /// Attach the do-nothing program to `syscalls/sys_exit_{syscall}`. With `read_path`, the
+    /// program reads argument 1 as a path, as the open prefilter does (openat's path).
+    pub fn attach(cfg: &ProbeConfig, syscall: &str, read_path: bool) -> Result<Floor, ProbeError> {
         let mut ebpf = load_object(cfg)?;
-        let name = "sys_exit_noop";
+        let name = if read_path {
+            "sys_exit_noop_read"
+        } else {
+            "sys_exit_noop"
+        };
         let p: &mut TracePoint = program(&mut ebpf, name)?;
         p.load()
             .map_err(|source| ProbeError::Program { name, source })?;
