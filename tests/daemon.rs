@@ -1436,3 +1436,77 @@ fn sigterm_exits_0_when_nobody_reads_stderr_any_more() {
         "a clean exit, not a panic: {status}"
     );
 }
+
+/// The kernel's open prefilter judges a path through a hidden directory like any other, and
+/// still passes what lexical cleaning would change: a rule on a hidden directory fires for a
+/// path that reaches it only through `/./` or `/../`, while opens in a hidden directory no
+/// rule can match stay in the kernel (they used to be sent, every one).
+#[test]
+fn open_prefilter_judges_hidden_directories_and_passes_dot_components() {
+    if !can_load_bpf() {
+        return;
+    }
+    let setup = Setup::new("dotdirs", "json_output: true\n", "");
+    let keys = setup.dir.0.join(".keys");
+    let cache = setup.dir.0.join(".cache");
+    let other = setup.dir.0.join("other");
+    for d in [&keys, &cache, &other] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    std::fs::write(
+        &setup.rules,
+        format!(
+            r#"- rule: E2E hidden keys
+  desc: e2e test rule
+  condition: evt.type in (open, openat, openat2) and fd.name startswith "{}/"
+  output: "e2e key opened (file=%fd.name)"
+  priority: NOTICE
+"#,
+            keys.display()
+        ),
+    )
+    .expect("write rules");
+    let mut m = setup.start(&[]);
+    let addr = web_addr(&m);
+    let dir = setup.dir.0.display().to_string();
+    for k in ["k1", "k2", "k3"] {
+        std::fs::write(keys.join(k), "k").expect("create a key");
+    }
+    let opened = |raw: &str| {
+        std::fs::File::open(raw).unwrap_or_else(|e| panic!("open {raw}: {e}"));
+    };
+    // Straight in, through `/./` before the hidden directory, and through `/../`.
+    for (raw, clean) in [
+        (format!("{dir}/.keys/k1"), format!("{dir}/.keys/k1")),
+        (format!("{dir}/./.keys/k2"), format!("{dir}/.keys/k2")),
+        (
+            format!("{dir}/other/../.keys/k3"),
+            format!("{dir}/.keys/k3"),
+        ),
+    ] {
+        opened(&raw);
+        m.wait_json(WAIT, |v| {
+            s(v, "rule") == "E2E hidden keys" && v["output_fields"]["fd.name"] == clean.as_str()
+        })
+        .unwrap_or_else(|| panic!("no alert for opening {raw}; stdout: {:?}", m.lines));
+    }
+    // Opens in a hidden directory that no rule can match: dropped in the kernel. Opens of
+    // other processes can only add events, so fewer than half of ours reaching the daemon
+    // means ours were dropped.
+    let file = cache.join("f");
+    std::fs::write(&file, "x").expect("write");
+    let series = r#"monitor_events_total{type="openat"}"#;
+    let before = metric(&scrape(addr), series).unwrap_or(0.0);
+    const N: usize = 500;
+    for _ in 0..N {
+        std::fs::File::open(&file).expect("open");
+    }
+    // Had they been sent, the count would reach `before + N` within a few seconds.
+    let page = scrape_until(addr, series, before + N as f64, Duration::from_secs(3));
+    let after = metric(&page, series).unwrap_or(0.0);
+    assert!(
+        after - before < (N / 2) as f64,
+        "{} openat events for {N} opens in a hidden directory no rule names",
+        after - before
+    );
+}

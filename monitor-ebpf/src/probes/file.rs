@@ -122,14 +122,15 @@ pub fn sys_exit_noop_read(_ctx: TracePointContext) -> u32 {
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 
-/// High bit set in each byte of `w` equal to `c`. May also flag a byte just above a true
-/// match (borrow), which only makes the filter pass more: still correct.
+/// High bit set in each byte of `w` equal to `c`, and in no other: no carry crosses a byte
+/// (`(x & 0x7f) + 0x7f` fits in one). The shorter borrow trick would also flag a `.` just
+/// above a `/` (they differ in the low bit only), and so pass every `/.` as `//`.
 #[inline(always)]
 fn eq_bytes(w: u64, c: u8) -> u64 {
     let x = w ^ (ONES * u64::from(c));
-    x.wrapping_sub(ONES) & !x & HIGH
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
 }
 
 /// Word `k` of the path (8-aligned in the buffer), with the bytes past its end cleared: the
@@ -161,8 +162,11 @@ pub fn prefilter_pass(base: *mut u8, len: usize, settings: &Settings) -> bool {
     if len == 0 || len > SCAN_MAX || unsafe { *data } != b'/' {
         return true;
     }
-    // `/.`, `//` and `..` anywhere: lexical cleaning would change the path, so the prefixes
-    // below, which are of clean paths, cannot judge it.
+    // A `.` component (`/./`, or `/.` at the end), `//`, and `..` anywhere: lexical cleaning
+    // would change the path, so the prefixes below, which are of clean paths, cannot judge
+    // it. (`..` anywhere, not only as a component: a rule may test the raw name for `../`.)
+    // A name that merely starts with a dot, as in `/root/.cache/x`, is judged like any other:
+    // cleaning leaves it alone.
     let mut odd = 0u64;
     let mut w = word(data, 0, len);
     for k in 0..SCAN_MAX / 8 {
@@ -170,13 +174,16 @@ pub fn prefilter_pass(base: *mut u8, len: usize, settings: &Settings) -> bool {
             break;
         }
         let next = word(data, k + 1, len);
-        // Byte i of `shifted` is byte i + 1 of the path (little-endian words).
+        // Byte i of `shifted` is byte i + 1 of the path, of `shifted2` byte i + 2
+        // (little-endian words; bytes past the end are 0).
         let shifted = (w >> 8) | (next << 56);
+        let shifted2 = (w >> 16) | (next << 48);
         let slash = eq_bytes(w, b'/');
         let dot = eq_bytes(w, b'.');
         let slash1 = eq_bytes(shifted, b'/');
         let dot1 = eq_bytes(shifted, b'.');
-        odd |= (slash & (dot1 | slash1)) | (dot & dot1);
+        let dot_component_end = eq_bytes(shifted2, b'/') | eq_bytes(shifted2, 0);
+        odd |= (slash & slash1) | (dot & dot1) | (slash & dot1 & dot_component_end);
         w = next;
     }
     if odd != 0 {
