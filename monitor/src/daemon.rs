@@ -169,7 +169,13 @@ fn load_rules(cfg: &Config) -> Result<(Engine, Vec<crate::rules::Warning>)> {
 
 /// What the kernel must capture for these rules.
 pub fn capture_set(engine: &Engine) -> CaptureSet {
-    let kinds = engine.event_types().iter().map(|t| t.kind()).collect();
+    let never = never_on_any_fd(engine);
+    let kinds = engine
+        .event_types()
+        .iter()
+        .map(|t| t.kind())
+        .filter(|k| !never.contains(k))
+        .collect();
     let prefilter = engine.path_prefilter().and_then(|pf| {
         // The kernel passes every path with `..`, `/.` or `//` in it, so raw-name needles
         // containing `..` are covered; any other needle it cannot judge.
@@ -188,6 +194,81 @@ pub fn capture_set(engine: &Engine) -> CaptureSet {
         skip_inet_stream: inet_stream_skips(engine),
         skip_no_addr: no_addr_skips(engine),
     }
+}
+
+/// Send/receive kinds that no rule can match whatever the socket, so that they are not
+/// captured at all (a tracepoint hit costs even when the program drops the event at once).
+/// Decided case by case over every value the fd fields can take (no fd, each fd type, each
+/// protocol), with only those fields known. Falco's `outbound` macro names sendto and
+/// sendmsg for non-TCP sockets only, and its one rule then asks for TCP: no send can match.
+fn never_on_any_fd(engine: &Engine) -> BTreeSet<u16> {
+    use crate::event::{FdInfo, FdKind, L4Proto, SocketTuple};
+    use std::net::{IpAddr, Ipv4Addr};
+    const KINDS: [FdKind; 16] = [
+        FdKind::File,
+        FdKind::Directory,
+        FdKind::Ipv4,
+        FdKind::Ipv6,
+        FdKind::Unix,
+        FdKind::Pipe,
+        FdKind::Event,
+        FdKind::Signalfd,
+        FdKind::Eventpoll,
+        FdKind::Inotify,
+        FdKind::Timerfd,
+        FdKind::Netlink,
+        FdKind::Bpf,
+        FdKind::Userfaultfd,
+        FdKind::Memfd,
+        FdKind::Unknown,
+    ];
+    const PROTOS: [L4Proto; 5] = [
+        L4Proto::Tcp,
+        L4Proto::Udp,
+        L4Proto::Icmp,
+        L4Proto::Raw,
+        L4Proto::Unknown,
+    ];
+    let fd = |kind: FdKind, proto: Option<L4Proto>| FdInfo {
+        num: 3,
+        kind,
+        name: String::new(),
+        nameraw: String::new(),
+        open_flags: 0,
+        tuple: proto.map(|proto| SocketTuple {
+            proto,
+            local: (IpAddr::V4(Ipv4Addr::LOCALHOST), 1),
+            remote: (IpAddr::V4(Ipv4Addr::LOCALHOST), 2),
+            local_is_server: false,
+        }),
+        name_changed: false,
+    };
+    let mut cases: Vec<Option<FdInfo>> = vec![None];
+    for k in KINDS {
+        cases.push(Some(fd(k, None)));
+        for p in PROTOS {
+            cases.push(Some(fd(k, Some(p))));
+        }
+    }
+    let known = ["fd.l4proto", "fd.type", "fd.typechar"];
+    [
+        EventType::Sendto,
+        EventType::Sendmsg,
+        EventType::Recvfrom,
+        EventType::Recvmsg,
+    ]
+    .into_iter()
+    .filter(|&ty| {
+        cases.iter().all(|fd| {
+            let ev = crate::event::Event {
+                fd: fd.clone(),
+                ..crate::event::Event::blank(ty)
+            };
+            !engine.may_match(&ev, &known)
+        })
+    })
+    .map(EventType::kind)
+    .collect()
 }
 
 /// Send/receive kinds that no rule can match on a TCP socket (v4 or v6), by three-valued
@@ -580,12 +661,39 @@ mod tests {
         let falco = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules/falco_rules.yaml");
         let (e, _) = Engine::load(&[falco], &LoadOptions::default()).expect("Falco's rules");
         let set = capture_set(&e);
-        assert!(
-            set.kinds.contains(&kind::SENDTO),
-            "the outbound macro uses sendto"
-        );
         assert!(set.skip_inet_stream.contains(&kind::SENDTO));
         assert!(set.skip_no_addr.contains(&kind::SENDTO));
+        // The outbound macro names sendto and sendmsg on non-TCP sockets, and its only rule
+        // asks for TCP: no send can match, so sends are not captured at all. Connects are.
+        assert!(!set.kinds.contains(&kind::SENDTO), "{:?}", set.kinds);
+        assert!(!set.kinds.contains(&kind::SENDMSG), "{:?}", set.kinds);
+        assert!(set.kinds.contains(&kind::CONNECT));
+    }
+
+    #[test]
+    fn sends_that_some_socket_can_match_stay_captured() {
+        for cond in [
+            "evt.type=sendto and fd.l4proto=udp",
+            "evt.type in (sendto, sendmsg) and fd.l4proto != tcp",
+            "evt.type=sendmsg and fd.typechar=u",
+            "evt.type=sendto and not fd.l4proto exists",
+            "evt.type=recvfrom",
+        ] {
+            let e = engine(&format!(
+                "- rule: r\n  desc: d\n  condition: {cond}\n  output: o\n  priority: WARNING\n"
+            ));
+            let kinds = capture_set(&e).kinds;
+            assert!(
+                kinds.contains(&kind::SENDTO)
+                    || kinds.contains(&kind::SENDMSG)
+                    || kinds.contains(&kind::RECVFROM),
+                "{cond}: {kinds:?}"
+            );
+        }
+        let e = engine(
+            "- rule: r\n  desc: d\n  condition: evt.type=sendto and fd.l4proto=udp and fd.l4proto=tcp\n  output: o\n  priority: WARNING\n",
+        );
+        assert!(!capture_set(&e).kinds.contains(&kind::SENDTO));
     }
 
     #[test]
