@@ -196,6 +196,17 @@ pub fn capture_set(engine: &Engine) -> CaptureSet {
     }
 }
 
+/// The send and receive kinds, which the socket analyses below may drop.
+const SOCKET_IO: [EventType; 4] = [
+    EventType::Sendto,
+    EventType::Sendmsg,
+    EventType::Recvfrom,
+    EventType::Recvmsg,
+];
+
+/// The fd fields those analyses decide on: the socket's protocol and type.
+const SOCKET_FIELDS: [&str; 3] = ["fd.l4proto", "fd.type", "fd.typechar"];
+
 /// Send/receive kinds that no rule can match whatever the socket, so that they are not
 /// captured at all (a tracepoint hit costs even when the program drops the event at once).
 /// Decided case by case over every value the fd fields can take (no fd, each fd type, each
@@ -250,25 +261,20 @@ fn never_on_any_fd(engine: &Engine) -> BTreeSet<u16> {
             cases.push(Some(fd(k, Some(p))));
         }
     }
-    let known = ["fd.l4proto", "fd.type", "fd.typechar"];
-    [
-        EventType::Sendto,
-        EventType::Sendmsg,
-        EventType::Recvfrom,
-        EventType::Recvmsg,
-    ]
-    .into_iter()
-    .filter(|&ty| {
-        cases.iter().all(|fd| {
-            let ev = crate::event::Event {
-                fd: fd.clone(),
-                ..crate::event::Event::blank(ty)
-            };
-            !engine.may_match(&ev, &known)
+    let known = SOCKET_FIELDS;
+    SOCKET_IO
+        .into_iter()
+        .filter(|&ty| {
+            cases.iter().all(|fd| {
+                let ev = crate::event::Event {
+                    fd: fd.clone(),
+                    ..crate::event::Event::blank(ty)
+                };
+                !engine.may_match(&ev, &known)
+            })
         })
-    })
-    .map(EventType::kind)
-    .collect()
+        .map(EventType::kind)
+        .collect()
 }
 
 /// Send/receive kinds that no rule can match on a TCP socket (v4 or v6), by three-valued
@@ -290,30 +296,25 @@ fn inet_stream_skips(engine: &Engine) -> BTreeSet<u16> {
         }),
         name_changed: false,
     };
-    let known = ["fd.l4proto", "fd.type", "fd.typechar"];
-    [
-        EventType::Sendto,
-        EventType::Sendmsg,
-        EventType::Recvfrom,
-        EventType::Recvmsg,
-    ]
-    .into_iter()
-    .filter(|&ty| {
-        [
-            tcp(FdKind::Ipv4, IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            tcp(FdKind::Ipv6, IpAddr::V6(Ipv6Addr::LOCALHOST)),
-        ]
+    let known = SOCKET_FIELDS;
+    SOCKET_IO
         .into_iter()
-        .all(|fd| {
-            let ev = crate::event::Event {
-                fd: Some(fd),
-                ..crate::event::Event::blank(ty)
-            };
-            !engine.may_match(&ev, &known)
+        .filter(|&ty| {
+            [
+                tcp(FdKind::Ipv4, IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                tcp(FdKind::Ipv6, IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            ]
+            .into_iter()
+            .all(|fd| {
+                let ev = crate::event::Event {
+                    fd: Some(fd),
+                    ..crate::event::Event::blank(ty)
+                };
+                !engine.may_match(&ev, &known)
+            })
         })
-    })
-    .map(EventType::kind)
-    .collect()
+        .map(EventType::kind)
+        .collect()
 }
 
 /// Sends that no rule can match when they carry no destination address (a connected socket:
