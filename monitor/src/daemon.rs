@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -19,7 +20,7 @@ use crate::enforce::{
     self,
     tables::{CgroupFacts, KernelTables},
 };
-use crate::event::EventType;
+use crate::event::{EventType, FdInfo, FdKind, L4Proto, SocketTuple};
 use crate::metrics::Metrics;
 use crate::output::Outputs;
 use crate::pipeline::{Detector, Enricher};
@@ -213,8 +214,6 @@ const SOCKET_FIELDS: [&str; 3] = ["fd.l4proto", "fd.type", "fd.typechar"];
 /// protocol), with only those fields known. Falco's `outbound` macro names sendto and
 /// sendmsg for non-TCP sockets only, and its one rule then asks for TCP: no send can match.
 fn never_on_any_fd(engine: &Engine) -> BTreeSet<u16> {
-    use crate::event::{FdInfo, FdKind, L4Proto, SocketTuple};
-    use std::net::{IpAddr, Ipv4Addr};
     const KINDS: [FdKind; 16] = [
         FdKind::File,
         FdKind::Directory,
@@ -240,7 +239,59 @@ fn never_on_any_fd(engine: &Engine) -> BTreeSet<u16> {
         L4Proto::Raw,
         L4Proto::Unknown,
     ];
-    let fd = |kind: FdKind, proto: Option<L4Proto>| FdInfo {
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut cases = vec![None];
+    for k in KINDS {
+        cases.push(Some(probe_fd(k, None, ip)));
+        for p in PROTOS {
+            cases.push(Some(probe_fd(k, Some(p), ip)));
+        }
+    }
+    socket_io_never(engine, &cases)
+}
+
+/// Send/receive kinds that no rule can match on a TCP socket (v4 or v6), by three-valued
+/// evaluation of the rules with only the socket's protocol and type known.
+fn inet_stream_skips(engine: &Engine) -> BTreeSet<u16> {
+    socket_io_never(
+        engine,
+        &[
+            Some(probe_fd(
+                FdKind::Ipv4,
+                Some(L4Proto::Tcp),
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+            )),
+            Some(probe_fd(
+                FdKind::Ipv6,
+                Some(L4Proto::Tcp),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            )),
+        ],
+    )
+}
+
+/// The send/receive kinds that no rule can match on any of `fds` (None: the fd is not
+/// known), with only the socket fields known.
+fn socket_io_never(engine: &Engine, fds: &[Option<FdInfo>]) -> BTreeSet<u16> {
+    SOCKET_IO
+        .into_iter()
+        .filter(|&ty| {
+            fds.iter().all(|fd| {
+                let ev = crate::event::Event {
+                    fd: fd.clone(),
+                    ..crate::event::Event::blank(ty)
+                };
+                !engine.may_match(&ev, &SOCKET_FIELDS)
+            })
+        })
+        .map(EventType::kind)
+        .collect()
+}
+
+/// A hypothetical fd for the analyses: of this type, with a socket tuple of `proto` (at
+/// `ip`) when given, not renamed; its other fields are never among the known ones.
+fn probe_fd(kind: FdKind, proto: Option<L4Proto>, ip: IpAddr) -> FdInfo {
+    FdInfo {
         num: 3,
         kind,
         name: String::new(),
@@ -248,73 +299,12 @@ fn never_on_any_fd(engine: &Engine) -> BTreeSet<u16> {
         open_flags: 0,
         tuple: proto.map(|proto| SocketTuple {
             proto,
-            local: (IpAddr::V4(Ipv4Addr::LOCALHOST), 1),
-            remote: (IpAddr::V4(Ipv4Addr::LOCALHOST), 2),
-            local_is_server: false,
-        }),
-        name_changed: false,
-    };
-    let mut cases: Vec<Option<FdInfo>> = vec![None];
-    for k in KINDS {
-        cases.push(Some(fd(k, None)));
-        for p in PROTOS {
-            cases.push(Some(fd(k, Some(p))));
-        }
-    }
-    let known = SOCKET_FIELDS;
-    SOCKET_IO
-        .into_iter()
-        .filter(|&ty| {
-            cases.iter().all(|fd| {
-                let ev = crate::event::Event {
-                    fd: fd.clone(),
-                    ..crate::event::Event::blank(ty)
-                };
-                !engine.may_match(&ev, &known)
-            })
-        })
-        .map(EventType::kind)
-        .collect()
-}
-
-/// Send/receive kinds that no rule can match on a TCP socket (v4 or v6), by three-valued
-/// evaluation of the rules with only the socket's protocol and type known.
-fn inet_stream_skips(engine: &Engine) -> BTreeSet<u16> {
-    use crate::event::{FdInfo, FdKind, L4Proto, SocketTuple};
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    let tcp = |kind: FdKind, ip: IpAddr| FdInfo {
-        num: 3,
-        kind,
-        name: String::new(),
-        nameraw: String::new(),
-        open_flags: 0,
-        tuple: Some(SocketTuple {
-            proto: L4Proto::Tcp,
             local: (ip, 1),
             remote: (ip, 2),
             local_is_server: false,
         }),
         name_changed: false,
-    };
-    let known = SOCKET_FIELDS;
-    SOCKET_IO
-        .into_iter()
-        .filter(|&ty| {
-            [
-                tcp(FdKind::Ipv4, IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                tcp(FdKind::Ipv6, IpAddr::V6(Ipv6Addr::LOCALHOST)),
-            ]
-            .into_iter()
-            .all(|fd| {
-                let ev = crate::event::Event {
-                    fd: Some(fd),
-                    ..crate::event::Event::blank(ty)
-                };
-                !engine.may_match(&ev, &known)
-            })
-        })
-        .map(EventType::kind)
-        .collect()
+    }
 }
 
 /// Sends that no rule can match when they carry no destination address (a connected socket:
@@ -322,17 +312,12 @@ fn inet_stream_skips(engine: &Engine) -> BTreeSet<u16> {
 /// that known. Only sendto, whose address is an argument the kernel sees without reading
 /// user memory.
 fn no_addr_skips(engine: &Engine) -> BTreeSet<u16> {
-    use crate::event::{FdInfo, FdKind};
     let ev = crate::event::Event {
-        fd: Some(FdInfo {
-            num: 3,
-            kind: FdKind::Unknown,
-            name: String::new(),
-            nameraw: String::new(),
-            open_flags: 0,
-            tuple: None,
-            name_changed: false,
-        }),
+        fd: Some(probe_fd(
+            FdKind::Unknown,
+            None,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        )),
         ..crate::event::Event::blank(EventType::Sendto)
     };
     if engine.may_match(&ev, &["fd.name_changed"]) {

@@ -84,7 +84,8 @@ impl Monitor {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
@@ -262,7 +263,7 @@ fn ratios(with: &[f64], base: &[f64]) -> (f64, f64, f64) {
     let r: Vec<f64> = with.iter().zip(base).map(|(w, b)| w / b).collect();
     let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (median(r), lo, hi)
+    (median(&r), lo, hi)
 }
 
 fn sum_counters(stats: &serde_json::Value, key: &str) -> u64 {
@@ -350,10 +351,10 @@ pub fn capture(
     let (fr, flo, fhi) = ratios(&floor, &b_oc);
     let (rr, rlo, rhi) = ratios(&floor_read, &b_oc);
     let (b, w, f, fread) = (
-        per(median(b_oc.clone()), n.open_close),
-        per(median(w_oc.clone()), n.open_close),
-        per(median(floor.clone()), n.open_close),
-        per(median(floor_read.clone()), n.open_close),
+        per(median(&b_oc), n.open_close),
+        per(median(&w_oc), n.open_close),
+        per(median(&floor), n.open_close),
+        per(median(&floor_read), n.open_close),
     );
     println!(
         "  open+close   : {b:8.0} ns/iter unmonitored, {w:8.0} ns/iter monitored, ratio {r:.3}x [{lo:.3}-{hi:.3}] (target <= 1.20x), {:+.0} ns per open+close",
@@ -372,14 +373,14 @@ pub fn capture(
     let (r, lo, hi) = ratios(&w_fe, &b_fe);
     println!(
         "  fork+exec    : {:8.0} us/iter unmonitored, {:8.0} us/iter monitored, ratio {r:.3}x [{lo:.3}-{hi:.3}] (target <= 1.10x)",
-        per(median(b_fe.clone()), n.fork_exec) / 1000.0,
-        per(median(w_fe.clone()), n.fork_exec) / 1000.0,
+        per(median(&b_fe), n.fork_exec) / 1000.0,
+        per(median(&w_fe), n.fork_exec) / 1000.0,
     );
     let (r, lo, hi) = ratios(&w_rr, &b_rr);
     println!(
         "  redis        : {:8.0} req/s unmonitored, {:8.0} req/s monitored, {:.1}% [{:.1}-{:.1}%] (target >= 97%)",
-        median(b_rr.clone()),
-        median(w_rr.clone()),
+        median(&b_rr),
+        median(&w_rr),
         100.0 * r,
         100.0 * lo,
         100.0 * hi

@@ -14,7 +14,7 @@ use monitor_common::{
 use crate::maps::{
     self, DROPS, FILTERED, PATH_AT, PATHBUF, PREFIX_HEADS, PREFIXES, SUFFIX_TAILS, SUFFIXES,
 };
-use crate::probes::syscalls::{field, kind_of};
+use crate::probes::syscalls::{args_to_send, field, kind_of};
 use crate::record::Record;
 use crate::task;
 
@@ -53,11 +53,7 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
         maps::count(&FILTERED, filtered::PREFILTER);
         return Ok(());
     }
-    if maps::is_self(&settings) {
-        return Ok(());
-    }
-    let Some(args) = task::syscall_args() else {
-        maps::count(&DROPS, drop::NO_ENTRY);
+    let Some(args) = args_to_send(&settings) else {
         return Ok(());
     };
     let mut r = Record::new(k, &args, 0, ret).ok_or(0)?;

@@ -10,7 +10,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use monitor_common::{drop, filtered, flags, item, kind};
+use monitor_common::{Settings, drop, filtered, flags, item, kind};
 
 use crate::maps::{self, DROPS, FILTERED, NR_KIND};
 use crate::probes::network;
@@ -151,6 +151,21 @@ pub fn remember(ctx: &TracePointContext, k: u16) {
     }
 }
 
+/// The arguments of a call that passed the cheap filters, for its record. None, and nothing
+/// is to be sent, for the monitor's own calls (checked this late because most calls end in
+/// those filters) or when the registers cannot be read (counted as a drop).
+#[inline(always)]
+pub fn args_to_send(settings: &Settings) -> Option<[u64; 6]> {
+    if maps::is_self(settings) {
+        return None;
+    }
+    let args = task::syscall_args();
+    if args.is_none() {
+        maps::count(&DROPS, drop::NO_ENTRY);
+    }
+    args
+}
+
 #[inline(always)]
 pub fn kind_of(ctx: &TracePointContext) -> u16 {
     let nr: i32 = field(ctx, 8);
@@ -239,13 +254,9 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         maps::count(&FILTERED, filtered::NO_ADDR);
         return Ok(());
     }
-    if maps::is_self(&settings) {
-        return Ok(());
-    }
     // Every other syscall is captured by its exit alone: the arguments are still in the
     // task's registers, so one tracepoint hit per call instead of two.
-    let Some(args) = task::syscall_args() else {
-        maps::count(&DROPS, drop::NO_ENTRY);
+    let Some(args) = args_to_send(&settings) else {
         return Ok(());
     };
     if cfg.skip_inet_stream != 0 && task::is_inet_stream(maps::offsets(), args[0] as i32 as i64) {
