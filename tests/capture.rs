@@ -123,12 +123,14 @@ fn a_failed_exec_shows_the_path_and_the_error() {
         return;
     }
     let mut m = monitor();
+    // A failed exec's arguments are read from the caller's memory, where the kernel never
+    // touched them; a read that cannot fault cannot see a page the child has not mapped yet.
+    // A forked child maps the parent's heap at once but a page of the binary's read-only data
+    // only on first touch, so the arguments live on the heap, as a shell's or a runtime's do
+    // (the test failed when the linker put them on another page than the path).
+    let (arg0, arg1) = (c"missing".to_owned(), c"e2e-failed-exec".to_owned());
     let pid = fork_exec(|| {
-        let argv = [
-            c"missing".as_ptr(),
-            c"e2e-failed-exec".as_ptr(),
-            std::ptr::null(),
-        ];
+        let argv = [arg0.as_ptr(), arg1.as_ptr(), std::ptr::null()];
         // SAFETY: NUL-terminated strings and a null-terminated array.
         unsafe { libc::execv(c"/nonexistent/e2e-missing".as_ptr(), argv.as_ptr()) }
     });
