@@ -72,7 +72,8 @@ struct Pending {
 struct Shared {
     pending: Mutex<Pending>,
     notify: Notify,
-    paths: Mutex<Vec<PathBuf>>,
+    /// The watched paths and the fingerprint each had when last looked at.
+    watched: Mutex<BTreeMap<PathBuf, Fingerprint>>,
 }
 
 impl Shared {
@@ -101,8 +102,19 @@ impl Reloader {
     /// Starts watching `paths` every `interval`, and SIGHUP and SIGUSR1 when `signals` is
     /// true. Must be called inside a tokio runtime.
     pub fn start(paths: Vec<PathBuf>, interval: Duration, signals: bool) -> std::io::Result<Self> {
+        // The first fingerprints are taken here, before the caller says it is ready: taken by
+        // the polling task instead, they could miss a change made in the moment before that
+        // task first ran (seen in CI, on a busy machine).
         let shared = Arc::new(Shared {
-            paths: Mutex::new(paths),
+            watched: Mutex::new(
+                paths
+                    .into_iter()
+                    .map(|p| {
+                        let fp = fingerprint(&p);
+                        (p, fp)
+                    })
+                    .collect(),
+            ),
             ..Default::default()
         });
         let mut tasks = Vec::new();
@@ -124,26 +136,22 @@ impl Reloader {
         }
         let watcher = shared.clone();
         tasks.push(tokio::spawn(async move {
-            let mut seen: BTreeMap<PathBuf, Fingerprint> = BTreeMap::new();
-            let mut tick = tokio::time::interval(interval);
+            let mut tick =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let current: Vec<PathBuf> = watcher
-                    .paths
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
                 let mut changed = None;
-                let mut next = BTreeMap::new();
-                for p in current {
-                    let fp = fingerprint(&p);
-                    if seen.get(&p).is_some_and(|old| *old != fp) {
-                        changed.get_or_insert_with(|| p.clone());
+                {
+                    let mut watched = watcher.watched.lock().unwrap_or_else(|p| p.into_inner());
+                    for (p, seen) in watched.iter_mut() {
+                        let fp = fingerprint(p);
+                        if *seen != fp {
+                            changed.get_or_insert_with(|| p.clone());
+                            *seen = fp;
+                        }
                     }
-                    next.insert(p, fp);
                 }
-                seen = next;
                 if let Some(p) = changed {
                     watcher.post(ReloadReason::Changed(p));
                 }
@@ -152,10 +160,21 @@ impl Reloader {
         Ok(Reloader { shared, tasks })
     }
 
-    /// Replaces the watched paths (after a reload changed `rules_files`). A path newly added
-    /// is compared from its state at the next poll.
+    /// Replaces the watched paths (after a reload changed `rules_files`). A path already
+    /// watched keeps its last fingerprint, so a change made during the reload is still seen; a
+    /// path newly added is compared from its state now.
     pub fn watch(&self, paths: Vec<PathBuf>) {
-        *self.shared.paths.lock().unwrap_or_else(|p| p.into_inner()) = paths;
+        let mut watched = self
+            .shared
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut next = BTreeMap::new();
+        for p in paths {
+            let fp = watched.remove(&p).unwrap_or_else(|| fingerprint(&p));
+            next.insert(p, fp);
+        }
+        *watched = next;
     }
 
     /// Waits for the next request: a pending reload first, then a pending reopen.
@@ -268,6 +287,36 @@ impl LiveConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_change_right_after_start_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("monitor.yaml");
+        std::fs::write(&cfg, "json_output: false\n").unwrap();
+        // A current-thread runtime: the polling task cannot run before the change is made.
+        let mut r = Reloader::start(vec![cfg.clone()], Duration::from_millis(20), false).unwrap();
+        std::fs::write(&cfg, "json_output: true\n").unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), r.next())
+            .await
+            .expect("the change made before the first poll is seen");
+        assert_eq!(got, ReloadReason::Changed(cfg));
+    }
+
+    #[tokio::test]
+    async fn a_path_added_by_watch_is_compared_from_when_it_was_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.yaml");
+        let b = dir.path().join("b.yaml");
+        std::fs::write(&a, "a\n").unwrap();
+        std::fs::write(&b, "b\n").unwrap();
+        let mut r = Reloader::start(vec![a.clone()], Duration::from_millis(20), false).unwrap();
+        r.watch(vec![a.clone(), b.clone()]);
+        std::fs::write(&b, "bb\n").unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), r.next())
+            .await
+            .expect("the change to the added path is seen");
+        assert_eq!(got, ReloadReason::Changed(b));
+    }
 
     #[tokio::test]
     async fn a_changed_file_asks_for_one_reload() {
