@@ -76,23 +76,3 @@ fn rules_list_prints_the_loaded_rules() {
         "{text}"
     );
 }
-
-#[test]
-fn bench_floor_refuses_what_is_not_a_syscall_name() {
-    let out = Command::new(monitor_bin())
-        .args(["bench-floor", "--syscall", "../../events/sched"])
-        .output()
-        .expect("run monitor bench-floor");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is not a syscall name"), "{err}");
-
-    // The path-reading floor reads openat's second argument: elsewhere it would read garbage.
-    let out = Command::new(monitor_bin())
-        .args(["bench-floor", "--syscall", "close", "--read-path"])
-        .output()
-        .expect("run monitor bench-floor");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--syscall openat"), "{err}");
-}

@@ -161,3 +161,109 @@ fn an_enforcing_rule_the_kernel_cannot_evaluate_is_refused_with_the_reason() {
         "nothing may run with a half-compiled rule: {err}"
     );
 }
+
+/// A static x86_64 program that runs `PROGRAM ARG` through the 32-bit execve (`int 0x80`,
+/// ia32 number 11), as a 32-bit attacker binary would; exits 1 if the exec fails. Its strings
+/// are copied into static buffers, which a non-PIE static binary keeps below 4 GiB, where
+/// 32-bit pointers reach.
+#[cfg(target_arch = "x86_64")]
+fn ia32_exec_helper(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = dir.join("ia32exec.c");
+    std::fs::write(
+        &src,
+        r#"#include <string.h>
+static char path[4096], arg[4096];
+static unsigned int argv[3];
+int main(int argc, char **argv64) {
+  long ret;
+  if (argc != 3) return 2;
+  strncpy(path, argv64[1], sizeof path - 1);
+  strncpy(arg, argv64[2], sizeof arg - 1);
+  argv[0] = (unsigned int)(unsigned long)path;
+  argv[1] = (unsigned int)(unsigned long)arg;
+  argv[2] = 0;
+  __asm__ volatile ("int $0x80" : "=a"(ret) : "a"(11L), "b"(path), "c"(argv), "d"(0L) : "memory");
+  return 1;
+}
+"#,
+    )
+    .expect("write helper source");
+    let bin = dir.join("ia32exec");
+    let st = Command::new("gcc")
+        .args(["-static", "-no-pie", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("gcc");
+    assert!(st.success(), "compiling the helper failed");
+    bin
+}
+
+/// A rule on an exact `proc.exepath` kills the exec, whether it comes through the 64-bit
+/// execve or the 32-bit one. (The kernel's per-syscall exec tracepoints never see a 32-bit
+/// exec, so a 32-bit binary would slip past a kill rule that relied on them.)
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn an_exact_exepath_is_killed_through_the_64_and_the_32_bit_exec() {
+    let _serial = serial();
+    if !can_load_bpf() || !e2e::require("gcc", e2e::redis_attack::have("gcc")) {
+        return;
+    }
+    let dir = TempDir::new("enforce-ia32");
+    let helper = ia32_exec_helper(&dir.0);
+    let victim = dir.0.join("victim");
+    std::fs::copy("/usr/bin/touch", &victim).expect("copy touch");
+    let marker = dir.0.join("ran");
+    // Unmonitored, the helper runs the victim, which creates the marker.
+    let st = Command::new(&helper)
+        .arg(&victim)
+        .arg(&marker)
+        .status()
+        .expect("run the helper");
+    assert!(st.success() && marker.exists(), "the helper works: {st}");
+    std::fs::remove_file(&marker).expect("remove marker");
+
+    let rules = dir.0.join("kill.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: Kill the victim\n  desc: d\n  condition: evt.type in (execve, execveat) and proc.exepath = {}\n  output: victim ran (%proc.exepath)\n  priority: CRITICAL\n  action: kill\n",
+            victim.display()
+        ),
+    )
+    .expect("write rules");
+    let mut m = Monitor::start(&[
+        "run",
+        "-r",
+        rules.to_str().expect("utf-8 path"),
+        "-o",
+        "json_output=true",
+        "-o",
+        "webserver.enabled=false",
+    ]);
+    use std::os::unix::process::ExitStatusExt;
+    let st = Command::new(&victim)
+        .arg(&marker)
+        .status()
+        .expect("run the victim");
+    assert_eq!(st.signal(), Some(9), "the 64-bit exec must be killed: {st}");
+    assert!(!marker.exists(), "the victim ran: the marker exists");
+    let st = Command::new(&helper)
+        .arg(&victim)
+        .arg(&marker)
+        .status()
+        .expect("run the helper");
+    let alert = m
+        .wait_json(Duration::from_secs(20), |v| {
+            s(v, "rule") == "Kill the victim"
+        })
+        .unwrap_or_else(|| panic!("no alert; monitor log:\n{}", m.log.join("\n")));
+    assert_eq!(st.signal(), Some(9), "the 32-bit exec must be killed: {st}");
+    assert!(!marker.exists(), "the victim ran: the marker exists");
+    assert_eq!(alert["enforcement"]["enforced"], true, "{alert}");
+    assert_eq!(
+        alert["output_fields"]["proc.exepath"],
+        victim.to_str().expect("utf-8 path"),
+        "{alert}"
+    );
+}

@@ -113,11 +113,9 @@ pub mod drop {
     /// An exec's entry could not be kept until the exec (the kernel could not allocate the
     /// task's storage).
     pub const PENDING_FULL: u32 = 1;
-    /// A syscall's exit could not get its arguments (the task's registers were unavailable).
-    pub const NO_ENTRY: u32 = 2;
     /// Reading the task's memory failed.
-    pub const READ_FAILED: u32 = 3;
-    pub const COUNT: u32 = 4;
+    pub const READ_FAILED: u32 = 2;
+    pub const COUNT: u32 = 3;
 }
 
 /// Indexes of the per-CPU counters of what the kernel filtered out on purpose.
@@ -134,7 +132,10 @@ pub mod filtered {
     pub const INET_STREAM: u32 = 4;
     /// A send without a destination address that no rule can match.
     pub const NO_ADDR: u32 = 5;
-    pub const COUNT: u32 = 6;
+    /// A 32-bit (ia32) syscall: its numbers and argument registers are not the ones the
+    /// capture tables describe. (Per-syscall tracepoints never showed these either.)
+    pub const COMPAT: u32 = 6;
+    pub const COUNT: u32 = 7;
 }
 
 /// Fixed head of every record in the ring buffer. Variable items follow it, each an
@@ -253,6 +254,18 @@ pub struct ForkInfo {
 pub const SYSCALL_ARG_REGS: [usize; 6] = [112, 104, 96, 56, 72, 64];
 /// The `struct pt_regs` members those offsets must belong to.
 pub const SYSCALL_ARG_REG_NAMES: [&str; 6] = ["di", "si", "dx", "r10", "r8", "r9"];
+/// Byte offset of `orig_ax` in x86_64's `struct pt_regs`: the syscall number, which the raw
+/// `sys_exit` tracepoint does not pass on its own. Checked against BTF like the others.
+pub const SYSCALL_NR_REG: usize = 120;
+/// `TS_COMPAT` in x86's `thread_info.status`: set while the task runs a 32-bit syscall.
+pub const TS_COMPAT: u32 = 0x0002;
+/// Where a 32-bit (ia32) syscall's six arguments are in `struct pt_regs` (bx, cx, dx, si, di,
+/// bp), and its execve and execveat numbers: a 32-bit program's exec is recorded and enforced
+/// like a 64-bit one's.
+pub const IA32_SYSCALL_ARG_REGS: [usize; 6] = [40, 88, 96, 104, 112, 32];
+pub const IA32_SYSCALL_ARG_REG_NAMES: [&str; 6] = ["bx", "cx", "dx", "si", "di", "bp"];
+pub const IA32_NR_EXECVE: i64 = 11;
+pub const IA32_NR_EXECVEAT: i64 = 358;
 
 /// The new program's credentials and pid as its own namespace sees it, read in the kernel at
 /// a successful exec (so that the daemon need not read /proc while the program may be gone).
@@ -308,6 +321,8 @@ pub struct KernelOffsets {
     /// Size of `struct upid` (the elements of `pid.numbers`).
     pub upid_size: u32,
     pub bprm_filename: u32,
+    /// `task_struct.thread_info.status` (0: unknown, no compat check).
+    pub task_ti_status: u32,
     /// Set once the daemon has filled the offsets; the programs read nothing from kernel
     /// structures before that.
     pub valid: u32,

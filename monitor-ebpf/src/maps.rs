@@ -21,13 +21,12 @@ pub struct Scratch {
     pub buf: [u8; SCRATCH_SIZE],
 }
 
-/// An exec's entry, kept until the exec is done (its registers are reset when the new
-/// program is loaded): the arguments and when it started.
+/// An exec's arguments, kept from its point of no return (`task_rename`) until the new program
+/// is loaded (`sched_process_exec`), by which time its registers have been reset.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Pending {
     pub args: [u64; 6],
-    pub ts: u64,
     /// The record kind of the syscall (exec's second half needs to know which exec it was).
     pub kind: u64,
 }
@@ -92,13 +91,13 @@ impl<T> TaskStorage<T> {
     }
 }
 
-/// Each task's syscall entry waiting for its exit. Task-local: found from the task itself
+/// Each task's exec waiting for its new program. Task-local: found from the task itself
 /// (no hashing, no locks, nothing to age out: it goes with the task).
 #[unsafe(link_section = ".maps")]
 #[unsafe(export_name = "PENDING")]
 pub static PENDING: TaskStorage<Pending> = TaskStorage::new();
 
-/// The current task's slot for a syscall entry (created on its first syscall). None only
+/// The current task's slot for an exec's arguments (created on its first exec). None only
 /// if the kernel could not allocate it.
 #[inline(always)]
 pub fn pending_slot() -> Option<*mut Pending> {
@@ -123,6 +122,15 @@ pub fn pending_take() -> Option<Pending> {
 /// Architecture syscall number -> record kind (0: not captured). Filled by the daemon.
 #[map]
 pub static NR_KIND: Array<u16> = Array::with_max_entries(1024, 0);
+
+/// The record kind of 64-bit syscall number `nr` (0: not captured).
+#[inline(always)]
+pub fn kind_of_nr(nr: i64) -> u16 {
+    if !(0..1024).contains(&nr) {
+        return 0;
+    }
+    NR_KIND.get(nr as u32).copied().unwrap_or(0)
+}
 
 /// Per-kind switches (enabled, want failed, prefilter), filled from the loaded rules.
 #[map]

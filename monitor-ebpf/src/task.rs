@@ -2,7 +2,7 @@
 //! A failed read yields 0: these values enrich a record, they never decide whether it is sent.
 
 use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel, generated as helper};
-use monitor_common::{ExecInfo, KernelOffsets, SYSCALL_ARG_REGS, SockTuple};
+use monitor_common::{ExecInfo, KernelOffsets, SockTuple, TS_COMPAT};
 
 #[inline(always)]
 pub fn read<T: Default>(base: u64, off: u32) -> T {
@@ -162,43 +162,31 @@ pub fn arg_area(o: &KernelOffsets) -> (u64, u64) {
     (read(mm, o.mm_arg_start), read(mm, o.mm_arg_end))
 }
 
-/// The current syscall's six arguments, from the task's saved user registers, which still
-/// hold them at the syscall's exit: so a syscall can be captured by its exit alone.
+/// Whether the current task is in a 32-bit syscall (`in_ia32_syscall()`: `TS_COMPAT` in its
+/// thread_info). False when the kernel's BTF did not give the field.
 #[inline(always)]
-pub fn syscall_args() -> Option<[u64; 6]> {
-    let regs = syscall_regs()?;
-    // SAFETY: `regs` is the verifier-typed (BTF) pointer to the task's registers; each load
-    // through it is checked by the verifier and fault-safe.
-    unsafe {
-        let rd = |off: usize| core::ptr::read_volatile(regs.add(off) as *const u64);
-        Some([
-            rd(SYSCALL_ARG_REGS[0]),
-            rd(SYSCALL_ARG_REGS[1]),
-            rd(SYSCALL_ARG_REGS[2]),
-            rd(SYSCALL_ARG_REGS[3]),
-            rd(SYSCALL_ARG_REGS[4]),
-            rd(SYSCALL_ARG_REGS[5]),
-        ])
+pub fn in_compat_syscall(o: &KernelOffsets) -> bool {
+    if o.valid == 0 || o.task_ti_status == 0 {
+        return false;
     }
+    let status: u32 = read(current(), o.task_ti_status);
+    status & TS_COMPAT != 0
 }
 
-/// Argument `i` (0..6) of the current syscall alone: what a filter that looks at one
-/// argument needs, without loading the other five.
+/// The current task's saved user registers (a BTF pointer the verifier lets the program load
+/// from at constant offsets), for programs that the tracepoint does not hand them to.
 #[inline(always)]
-pub fn syscall_arg(i: usize) -> Option<u64> {
-    let regs = syscall_regs()?;
-    // SAFETY: as in `syscall_args`.
-    unsafe {
-        Some(core::ptr::read_volatile(
-            regs.add(SYSCALL_ARG_REGS[i % 6]) as *const u64
-        ))
-    }
-}
-
-/// The task's saved user registers (a BTF pointer the verifier lets the program load from).
-#[inline(always)]
-fn syscall_regs() -> Option<*const u8> {
+pub fn user_regs() -> Option<*const u8> {
     // SAFETY: plain helper calls; the result is a typed pointer to the task's registers or 0.
     let regs = unsafe { helper::bpf_task_pt_regs(helper::bpf_get_current_task_btf()) as *const u8 };
     if regs.is_null() { None } else { Some(regs) }
+}
+
+/// The register at byte offset `off` of `regs` (from `user_regs` or a tracepoint).
+#[inline(always)]
+pub fn reg(regs: *const u8, off: usize) -> u64 {
+    // SAFETY: `regs` is a BTF-typed pointer to a pt_regs; `off` is a constant member offset,
+    // which the verifier checks against the type. Volatile, so that each load stays at its
+    // constant offset.
+    unsafe { core::ptr::read_volatile(regs.add(off) as *const u64) }
 }

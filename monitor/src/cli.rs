@@ -31,13 +31,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: crate::config::ConfigCommand,
     },
-    /// For `cargo xtask bench capture`: attach a program that does nothing to one syscall's
-    /// exit tracepoint, print `ready`, and wait for SIGTERM (the floor under capture's cost).
+    /// For `cargo xtask bench capture`: attach a program that does nothing to the raw
+    /// `sys_exit` tracepoint, print `ready`, and wait for SIGTERM (the floor under capture's
+    /// cost).
     #[command(hide = true)]
     BenchFloor {
-        /// The syscall whose exit tracepoint gets the program.
-        #[arg(long, default_value = "openat")]
-        syscall: String,
         /// Read openat's path into the path buffer as the open prefilter does, nothing more.
         #[arg(long)]
         read_path: bool,

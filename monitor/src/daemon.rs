@@ -52,29 +52,21 @@ fn probe_error(e: ProbeError) -> anyhow::Error {
     }
 }
 
-/// `monitor bench-floor`: a do-nothing program on one syscall's exit tracepoint, until
+/// `monitor bench-floor`: a do-nothing program on the raw `sys_exit` tracepoint, until
 /// SIGTERM or SIGINT. The capture benchmark runs its open+close loop under it to show how
 /// much of the monitor's cost is the tracepoint hit itself.
-pub async fn bench_floor(syscall: String, read_path: bool) -> Result<()> {
-    if syscall.is_empty()
-        || !syscall
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        anyhow::bail!("--syscall: '{syscall}' is not a syscall name");
-    }
-    if read_path && syscall != "openat" {
-        anyhow::bail!("--read-path reads openat's path argument: use it with --syscall openat");
-    }
-    let floor = Floor::attach(&ProbeConfig::default(), &syscall, read_path).map_err(probe_error)?;
+pub async fn bench_floor(read_path: bool) -> Result<()> {
+    let floor = Floor::attach(&ProbeConfig::default(), read_path).map_err(probe_error)?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let what = if read_path {
-        "program that only reads the path"
+        "program that only reads openat's path"
     } else {
         "do-nothing program"
     };
-    say(&format!("monitor: {what} on sys_exit_{syscall}, ready"));
+    say(&format!(
+        "monitor: {what} on the raw sys_exit tracepoint, ready"
+    ));
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
@@ -101,7 +93,7 @@ pub fn kinds_for(types: &[String]) -> Result<BTreeSet<u16>> {
 /// The statistics line printed on SIGUSR1 and at exit: `monitor: stats {json}`.
 fn stats_line(probe: &Probe, table: &ProcessTable, reader: &Reader, events: u64) -> String {
     let c = probe.counters();
-    let names = ["ringbuf_full", "pending_full", "no_entry", "read_failed"];
+    let names = KERNEL_DROP_NAMES;
     let fnames = [
         "disabled",
         "prefilter",
@@ -109,6 +101,7 @@ fn stats_line(probe: &Probe, table: &ProcessTable, reader: &Reader, events: u64)
         "self",
         "inet_stream",
         "no_address",
+        "compat",
     ];
     let drops: serde_json::Map<String, serde_json::Value> = names
         .iter()
@@ -541,7 +534,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
 /// Longest time spent at shutdown on events still in the ring buffer.
 const SHUTDOWN_RING_DRAIN: Duration = Duration::from_secs(2);
 
-const KERNEL_DROP_NAMES: [&str; 4] = ["ringbuf_full", "pending_full", "no_entry", "read_failed"];
+const KERNEL_DROP_NAMES: [&str; 3] = ["ringbuf_full", "pending_full", "read_failed"];
 
 /// Read the configuration and the rules it names; both or neither.
 fn reload(live: &mut LiveConfig, outputs: &Outputs) -> Result<(Engine, Arc<Config>, KernelTables)> {

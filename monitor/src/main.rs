@@ -39,9 +39,7 @@ fn main() -> ExitCode {
         match command {
             Command::Trace(args) => daemon::trace(args).await,
             Command::Run(args) => daemon::run(args).await,
-            Command::BenchFloor { syscall, read_path } => {
-                daemon::bench_floor(syscall, read_path).await
-            }
+            Command::BenchFloor { read_path } => daemon::bench_floor(read_path).await,
             Command::Rules { .. } | Command::Config { .. } => Ok(()),
         }
     });

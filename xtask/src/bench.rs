@@ -31,11 +31,11 @@ impl Monitor {
         Monitor::spawn(cmd)
     }
 
-    /// `monitor bench-floor`: only a do-nothing program on openat's exit, or (`read_path`)
-    /// one that only reads the path as the prefilter does.
+    /// `monitor bench-floor`: only a do-nothing program on the raw `sys_exit`, or
+    /// (`read_path`) one that only reads openat's path as the prefilter does.
     fn floor(bin: &Path, read_path: bool) -> Result<Monitor> {
         let mut cmd = Command::new(bin);
-        cmd.args(["bench-floor", "--syscall", "openat"]);
+        cmd.arg("bench-floor");
         if read_path {
             cmd.arg("--read-path");
         }
@@ -316,7 +316,7 @@ pub fn capture(
     for round in 1..=ROUNDS {
         eprintln!("bench: round {round} of {ROUNDS}");
         base.push(measure(n, &redis)?);
-        // The floor: one tracepoint hit on openat with a program that does nothing. No
+        // The floor: the monitor's exit tracepoint with a program that does nothing. No
         // capture program can cost less; the monitor's own work is what it adds on top.
         let f = Monitor::floor(&bin, false)?;
         floor.push(open_close(n.open_close));
@@ -361,12 +361,12 @@ pub fn capture(
         w - b
     );
     println!(
-        "    floor      : {f:8.0} ns/iter with only a do-nothing program on sys_exit_openat, ratio {fr:.3}x [{flo:.3}-{fhi:.3}], {:+.0} ns; the monitor adds {:+.0} ns to it",
+        "    floor      : {f:8.0} ns/iter with only a do-nothing program on the raw sys_exit, ratio {fr:.3}x [{flo:.3}-{fhi:.3}], {:+.0} ns; the monitor adds {:+.0} ns to it",
         f - b,
         w - f
     );
     println!(
-        "    floor+read : {fread:8.0} ns/iter with a program that only reads the path, ratio {rr:.3}x [{rlo:.3}-{rhi:.3}], {:+.0} ns; the monitor adds {:+.0} ns to it",
+        "    floor+read : {fread:8.0} ns/iter with a program that only reads openat's path, ratio {rr:.3}x [{rlo:.3}-{rhi:.3}], {:+.0} ns; the monitor adds {:+.0} ns to it",
         fread - b,
         w - fread
     );

@@ -104,6 +104,15 @@ pub fn decide(path: *const u8, len: usize, on: u32, count: u32) -> Option<EnfCon
             path as *const _,
         );
     }
+    if len < enforce::EXE_KEY_MAX {
+        // The record does not keep the path's NUL (the next item follows the path at once),
+        // so the copy has the next item's first byte where an exact path's key has its NUL.
+        // SAFETY: the index is below EXE_KEY_MAX, inside the key's data.
+        unsafe {
+            *(core::ptr::addr_of_mut!(key.data) as *mut u8).add(len & (enforce::EXE_KEY_MAX - 1)) =
+                0;
+        }
+    }
     if let Some(b) = EXE_BITS.get(key) {
         facts |= *b;
     }

@@ -4,35 +4,37 @@
 //! paths, `.`/`..`/`//` that lexical cleaning would change, long paths) passes.
 
 use aya_ebpf::{
-    helpers::generated as raw, macros::tracepoint, maps::lpm_trie::Key, programs::TracePointContext,
+    helpers::generated as raw, macros::btf_tracepoint, maps::lpm_trie::Key,
+    programs::BtfTracePointContext,
 };
 use monitor_common::{
-    MAX_SUFFIXES, PREFIX_MAX, SUFFIX_MAX, Settings, drop, filtered, item, kind, prefix_head_index,
+    MAX_SUFFIXES, PREFIX_MAX, SUFFIX_MAX, Settings, filtered, item, kind, prefix_head_index,
     suffix_tail_index,
 };
 
 use crate::maps::{
-    self, DROPS, FILTERED, PATH_AT, PATHBUF, PREFIX_HEADS, PREFIXES, SUFFIX_TAILS, SUFFIXES,
+    self, FILTERED, PATH_AT, PATHBUF, PREFIX_HEADS, PREFIXES, SUFFIX_TAILS, SUFFIXES,
 };
-use crate::probes::syscalls::{args_to_send, field, kind_of};
+use crate::probes::syscalls::{Exit, to_send};
 use crate::record::Record;
-use crate::task;
 
 /// Paths longer than this are not judged (they pass).
 const SCAN_MAX: usize = 128;
 
-#[tracepoint]
-pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
-    let _ = try_exit_open(&ctx);
-    0
+/// The kinds whose exits this module handles.
+#[inline(always)]
+pub fn is_open(k: u16) -> bool {
+    matches!(k, kind::OPEN | kind::OPENAT | kind::OPENAT2 | kind::CREAT)
 }
 
-fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
-    let k = kind_of(ctx);
-    let path_arg = match k {
-        kind::OPEN | kind::CREAT => 0,
-        kind::OPENAT | kind::OPENAT2 => 1,
-        _ => return Ok(()),
+/// An open's exit (called by the `sys_exit` program).
+#[inline(always)]
+pub fn try_exit_open(e: &Exit) -> Result<(), i64> {
+    let k = e.kind;
+    let path_arg = if matches!(k, kind::OPENAT | kind::OPENAT2) {
+        1
+    } else {
+        0
     };
     // Most opens end in the prefilter, so everything it does not need waits until after it:
     // the monitor's own opens are dropped after it, and five of the six arguments are loaded
@@ -40,22 +42,20 @@ fn try_exit_open(ctx: &TracePointContext) -> Result<(), i64> {
     let Some((cfg, settings)) = maps::enabled(k) else {
         return Ok(());
     };
-    let ret: i64 = field(ctx, 16);
+    let ret = e.ret;
     if ret < 0 && cfg.want_failed == 0 {
         maps::count(&FILTERED, filtered::FAILED);
         return Ok(());
     }
-    let Some(path) = task::syscall_arg(path_arg) else {
-        maps::count(&DROPS, drop::NO_ENTRY);
-        return Ok(());
-    };
+    let path = e.arg(path_arg);
     if cfg.prefilter != 0 && settings.prefilter_on != 0 && !prefilter_pass_user(path, &settings) {
         maps::count(&FILTERED, filtered::PREFILTER);
         return Ok(());
     }
-    let Some(args) = args_to_send(&settings) else {
+    if !to_send(&settings) {
         return Ok(());
-    };
+    }
+    let args = e.args();
     let mut r = Record::new(k, &args, 0, ret).ok_or(0)?;
     r.push_user_str(item::PATH, path);
     if k == kind::OPENAT2 {
@@ -108,11 +108,14 @@ fn read_path(ptr: u64) -> Option<(*mut u8, usize)> {
 
 /// Reads an openat's path as the prefilter does, and does nothing else. Attached alone by
 /// the capture benchmark (`monitor bench-floor --read-path`), never by the daemon: the
-/// tracepoint hit plus the one read no path filter can do without.
-#[tracepoint]
-pub fn sys_exit_noop_read(_ctx: TracePointContext) -> u32 {
-    if let Some(path) = task::syscall_arg(1) {
-        let _ = read_path(path);
+/// tracepoint hit, the look-up of the syscall's kind, and the one read no path filter can do
+/// without.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_noop_read(ctx: BtfTracePointContext) -> i32 {
+    if let Some(e) = Exit::of(&ctx)
+        && e.kind == kind::OPENAT
+    {
+        let _ = read_path(e.arg(1));
     }
     0
 }

@@ -7,9 +7,12 @@ use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
-use monitor_common::{ForkInfo, enforce, flags, item, kind};
+use monitor_common::{
+    ForkInfo, IA32_NR_EXECVE, IA32_NR_EXECVEAT, IA32_SYSCALL_ARG_REGS, SYSCALL_ARG_REGS,
+    SYSCALL_NR_REG, drop, enforce, flags, item, kind,
+};
 
-use crate::maps;
+use crate::maps::{self, DROPS};
 use crate::probes;
 use crate::record::Record;
 use crate::task;
@@ -41,19 +44,19 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     if bpf_get_current_pid_tgid() >> 32 == u64::from(settings.self_pid) {
         return Ok(());
     }
-    let (args, ts) = match pending {
-        Some(p) => (p.args, p.ts),
-        None => ([0; 6], 0),
+    let args = match pending {
+        Some(p) => p.args,
+        None => [0; 6],
     };
     let o = maps::offsets();
-    let mut r = Record::new(k, &args, ts, 0).ok_or(0)?;
+    let mut r = Record::new(k, &args, 0, 0).ok_or(0)?;
     r.zero_next_item(enforce::EXE_KEY_MAX + 8);
     let filename: u64 = task::read(bprm, o.bprm_filename);
     let path = r.push_kernel_str(item::PATH, filename);
     let (start, end) = task::arg_area(&o);
     r.push_user_block(item::ARGV, start, end);
     r.push_value(item::EXEC_INFO, &task::exec_info(&o));
-    // Only an exec a task asked for (the syscall's entry is waiting): never one the kernel
+    // Only an exec a task asked for (its arguments are waiting): never one the kernel
     // starts itself (a usermode helper such as modprobe, whose exec comes from a kernel
     // thread).
     if settings.enf_count != 0
@@ -78,6 +81,63 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         }
     }
     r.submit();
+    Ok(())
+}
+
+/// An exec past its point of no return: the kernel renames the task after the new program
+/// (`begin_new_exec`), before it sets up the new program's registers. The syscall's number
+/// and arguments are still in them, so they are kept here for `sched_process_exec`. This is
+/// what makes an exec one the task asked for, not one the kernel starts itself (a usermode
+/// helper runs no exec syscall). Renames by `prctl` or `/proc/PID/comm` run other syscalls and
+/// are left alone. Rare, unlike a syscall entry program, which every syscall of the machine
+/// would pay for.
+#[raw_tracepoint(tracepoint = "task_rename")]
+pub fn task_rename(_ctx: RawTracePointContext) -> i32 {
+    let _ = try_rename();
+    0
+}
+
+fn try_rename() -> Result<(), i64> {
+    let regs = task::user_regs().ok_or(0)?;
+    let nr = task::reg(regs, SYSCALL_NR_REG) as i64;
+    let compat = task::in_compat_syscall(maps::offsets());
+    let k = if compat {
+        match nr {
+            IA32_NR_EXECVE => kind::EXECVE,
+            IA32_NR_EXECVEAT => kind::EXECVEAT,
+            _ => return Ok(()),
+        }
+    } else {
+        match maps::kind_of_nr(nr) {
+            k @ (kind::EXECVE | kind::EXECVEAT) => k,
+            _ => return Ok(()),
+        }
+    };
+    if maps::wanted(k).is_none() {
+        return Ok(());
+    }
+    let Some(slot) = maps::pending_slot() else {
+        maps::count(&DROPS, drop::PENDING_FULL);
+        return Ok(());
+    };
+    let at = if compat {
+        IA32_SYSCALL_ARG_REGS
+    } else {
+        SYSCALL_ARG_REGS
+    };
+    let mut args = [0u64; 6];
+    for (a, off) in args.iter_mut().zip(at) {
+        *a = task::reg(regs, off);
+        if compat {
+            // 32-bit registers: an fd such as AT_FDCWD is a negative int.
+            *a = *a as u32 as i32 as i64 as u64;
+        }
+    }
+    // SAFETY: the task's own slot.
+    unsafe {
+        (*slot).args = args;
+        (*slot).kind = u64::from(k);
+    }
     Ok(())
 }
 

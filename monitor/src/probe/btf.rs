@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use btf_rs::{Btf, BtfType, Type};
-use monitor_common::{KernelOffsets, SYSCALL_ARG_REG_NAMES, SYSCALL_ARG_REGS};
+use monitor_common::{
+    IA32_SYSCALL_ARG_REG_NAMES, IA32_SYSCALL_ARG_REGS, KernelOffsets, SYSCALL_ARG_REG_NAMES,
+    SYSCALL_ARG_REGS, SYSCALL_NR_REG,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
@@ -64,18 +67,31 @@ pub fn kernel_offsets(btf_path: &Path) -> Result<KernelOffsets, BtfError> {
         pid_numbers: off("pid", "numbers")?,
         upid_size: struct_size(&btf, "upid")?,
         bprm_filename: off("linux_binprm", "filename")?,
+        task_ti_status: match (
+            off("task_struct", "thread_info"),
+            off("thread_info", "status"),
+        ) {
+            (Ok(ti), Ok(status)) => ti + status,
+            _ => 0,
+        },
         valid: 1,
     })
 }
 
-/// Whether the running kernel's `struct pt_regs` has the syscall argument registers where the
-/// programs read them (`monitor_common::SYSCALL_ARG_REGS`).
+/// Whether the running kernel's `struct pt_regs` has the syscall number and argument
+/// registers where the programs read them (`monitor_common::SYSCALL_NR_REG`,
+/// `SYSCALL_ARG_REGS`).
 pub fn check_syscall_regs(btf_path: &Path) -> Result<(), BtfError> {
     let btf = Btf::from_file(btf_path).map_err(|source| BtfError::Read {
         path: btf_path.display().to_string(),
         source,
     })?;
-    for (name, want) in SYSCALL_ARG_REG_NAMES.iter().zip(SYSCALL_ARG_REGS) {
+    let regs = SYSCALL_ARG_REG_NAMES
+        .iter()
+        .zip(SYSCALL_ARG_REGS)
+        .chain(IA32_SYSCALL_ARG_REG_NAMES.iter().zip(IA32_SYSCALL_ARG_REGS))
+        .chain(std::iter::once((&"orig_ax", SYSCALL_NR_REG)));
+    for (name, want) in regs {
         let got = member_offset(&btf, "pt_regs", name)?;
         if got as usize != want {
             return Err(BtfError::Other(format!(
@@ -192,5 +208,7 @@ mod tests {
         // struct upid { int nr; struct pid_namespace *ns; } on 64-bit.
         assert_eq!(o.upid_size, 16);
         assert!(o.mm_arg_end == o.mm_arg_start + 8);
+        // x86's thread_info { flags, syscall_work, status } opens task_struct.
+        assert_eq!(o.task_ti_status, 16);
     }
 }

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
-use aya::programs::trace_point::TracePointLinkId;
-use aya::programs::{RawTracePoint, TracePoint};
+use aya::programs::{BtfTracePoint, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use monitor_common::{
     CommKey, EnfConj, KindConfig, MAX_SUFFIXES, NameBits, PREFIX_HEAD_WORDS, PREFIX_MAX,
@@ -110,7 +109,7 @@ fn load_object(cfg: &ProbeConfig) -> Result<Ebpf, ProbeError> {
         .load(EBPF_OBJECT)?)
 }
 
-/// A program that does nothing, attached to one syscall's exit tracepoint and nothing else:
+/// A program that does nothing, attached to the raw `sys_exit` tracepoint and nothing else:
 /// what a tracepoint hit costs before any work, the floor under the monitor's own cost (the
 /// capture benchmark measures it). Dropping it detaches the program.
 pub struct Floor {
@@ -118,33 +117,61 @@ pub struct Floor {
 }
 
 impl Floor {
-    /// Attach the do-nothing program to `syscalls/sys_exit_{syscall}`. With `read_path`, the
-    /// program reads argument 1 as a path, as the open prefilter does (openat's path).
-    pub fn attach(cfg: &ProbeConfig, syscall: &str, read_path: bool) -> Result<Floor, ProbeError> {
+    /// Attach the do-nothing program to the raw `sys_exit`. With `read_path`, the program looks
+    /// up each syscall's kind as the monitor does and reads openat's path as the open
+    /// prefilter does.
+    pub fn attach(cfg: &ProbeConfig, read_path: bool) -> Result<Floor, ProbeError> {
         let mut ebpf = load_object(cfg)?;
+        fill_nr_kind(&mut ebpf)?;
         let name = if read_path {
             "sys_exit_noop_read"
         } else {
             "sys_exit_noop"
         };
-        let p: &mut TracePoint = program(&mut ebpf, name)?;
-        p.load()
-            .map_err(|source| ProbeError::Program { name, source })?;
-        p.attach("syscalls", &format!("sys_exit_{syscall}"))
-            .map_err(|source| ProbeError::Program { name, source })?;
+        attach_sys_exit(&mut ebpf, cfg, name)?;
         Ok(Floor { _ebpf: ebpf })
     }
+}
+
+/// Load program `name` for the raw `sys_exit` tracepoint (BTF-typed) and attach it; the link
+/// lives as long as the object.
+fn attach_sys_exit(
+    ebpf: &mut Ebpf,
+    cfg: &ProbeConfig,
+    name: &'static str,
+) -> Result<(), ProbeError> {
+    let btf = aya::Btf::parse_file(&cfg.btf_path, aya::Endianness::default())
+        .map_err(|e| ProbeError::Btf(btf::BtfError::Other(e.to_string())))?;
+    let p: &mut BtfTracePoint = program(ebpf, name)?;
+    p.load("sys_exit", &btf)
+        .map_err(|source| ProbeError::Program { name, source })?;
+    p.attach()
+        .map_err(|source| ProbeError::Program { name, source })?;
+    Ok(())
+}
+
+/// Architecture syscall number -> record kind, for the programs' look-up.
+fn fill_nr_kind(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
+    let mut nr_kind: Array<_, u16> = map(ebpf, "NR_KIND")?;
+    for sc in syscalls::SYSCALLS {
+        if let Some(nr) = sc.nr
+            && let Ok(nr) = u32::try_from(nr)
+        {
+            nr_kind
+                .set(nr, sc.kind, 0)
+                .map_err(|source| ProbeError::Map {
+                    name: "NR_KIND",
+                    source,
+                })?;
+        }
+    }
+    Ok(())
 }
 
 /// Loaded and attached programs. Dropping it detaches everything.
 pub struct Probe {
     ebpf: Ebpf,
-    /// Syscall tracepoints attached now, by kind: (program, link) pairs. Only the syscalls
-    /// some rule or the process table needs are attached: every attached tracepoint costs
-    /// each of its syscalls a program run, and detaching costs time at shutdown.
-    attached: std::collections::HashMap<u16, Vec<(&'static str, TracePointLinkId)>>,
-    /// Tracepoints this kernel does not have (e.g. init_module without CONFIG_MODULES).
-    pub missing: Vec<&'static str>,
+    cfg: ProbeConfig,
     settings: Settings,
 }
 
@@ -153,25 +180,10 @@ impl Probe {
     /// offsets, and attach them. Nothing is captured until `set_capture`.
     pub fn load(cfg: &ProbeConfig) -> Result<Probe, ProbeError> {
         let mut ebpf = load_object(cfg)?;
-        {
-            let mut nr_kind: Array<_, u16> = map(&mut ebpf, "NR_KIND")?;
-            for sc in syscalls::SYSCALLS {
-                if let Some(nr) = sc.nr
-                    && let Ok(nr) = u32::try_from(nr)
-                {
-                    nr_kind
-                        .set(nr, sc.kind, 0)
-                        .map_err(|source| ProbeError::Map {
-                            name: "NR_KIND",
-                            source,
-                        })?;
-                }
-            }
-        }
+        fill_nr_kind(&mut ebpf)?;
         let mut probe = Probe {
             ebpf,
-            attached: std::collections::HashMap::new(),
-            missing: Vec::new(),
+            cfg: cfg.clone(),
             settings: Settings {
                 self_pid: std::process::id(),
                 // A sixteenth of the ring: the reader's tick collects anything less, and a
@@ -185,18 +197,17 @@ impl Probe {
         Ok(probe)
     }
 
+    /// Attach every program. Which syscalls are captured is then up to `KIND_CONFIG` (all
+    /// off until `set_capture`): the exit program sees every syscall anyway.
     fn attach(&mut self) -> Result<(), ProbeError> {
-        for name in [
-            "sys_enter",
-            "sys_exit",
-            "sys_exit_open",
-            "sched_process_exit",
-        ] {
-            let p: &mut TracePoint = program(&mut self.ebpf, name)?;
-            p.load()
-                .map_err(|source| ProbeError::Program { name, source })?;
-        }
-        for name in ["sched_process_fork", "sched_process_exec"] {
+        let exit: &mut TracePoint = program(&mut self.ebpf, "sched_process_exit")?;
+        exit.load().map_err(|source| ProbeError::Program {
+            name: "sched_process_exit",
+            source,
+        })?;
+        // task_rename keeps an exec's arguments from its point of no return for
+        // sched_process_exec, so it is attached first.
+        for name in ["task_rename", "sched_process_fork", "sched_process_exec"] {
             let p: &mut RawTracePoint = program(&mut self.ebpf, name)?;
             p.load()
                 .map_err(|source| ProbeError::Program { name, source })?;
@@ -209,72 +220,8 @@ impl Probe {
                 name: "sched_process_exit",
                 source,
             })?;
-
-        for sc in syscalls::SYSCALLS {
-            if sc.nr.is_some() && !tracepoint_exists(&format!("sys_enter_{}", sc.tracepoint)) {
-                debug!(
-                    "tracepoint syscalls/sys_enter_{} does not exist on this kernel",
-                    sc.tracepoint
-                );
-                self.missing.push(sc.tracepoint);
-            }
-        }
-        if !self.missing.is_empty() {
-            warn!(
-                "this kernel has no tracepoints for: {} (those events are never seen)",
-                self.missing.join(", ")
-            );
-        }
-        self.attach_kinds(&syscalls::ALWAYS.iter().copied().collect())
-    }
-
-    /// Attach the syscall tracepoints of `kinds` (and detach the others).
-    fn attach_kinds(&mut self, kinds: &BTreeSet<u16>) -> Result<(), ProbeError> {
-        let stale: Vec<u16> = self
-            .attached
-            .keys()
-            .copied()
-            .filter(|k| !kinds.contains(k))
-            .collect();
-        for k in stale {
-            for (prog, link) in self.attached.remove(&k).unwrap_or_default() {
-                let p: &mut TracePoint = program(&mut self.ebpf, prog)?;
-                p.detach(link)
-                    .map_err(|source| ProbeError::Program { name: prog, source })?;
-            }
-        }
-        for sc in syscalls::SYSCALLS {
-            if sc.nr.is_none()
-                || !kinds.contains(&sc.kind)
-                || self.attached.contains_key(&sc.kind)
-                || self.missing.contains(&sc.tracepoint)
-            {
-                continue;
-            }
-            let enter = format!("sys_enter_{}", sc.tracepoint);
-            let exit = format!("sys_exit_{}", sc.tracepoint);
-            // One hit per call: the exit alone, except for exec, whose arguments are gone
-            // from the registers once the new program is loaded.
-            let mut hooks = Vec::with_capacity(2);
-            if matches!(sc.kind, kind::EXECVE | kind::EXECVEAT) {
-                hooks.push(("sys_enter", &enter));
-            }
-            if syscalls::PREFILTERED.contains(&sc.kind) {
-                hooks.push(("sys_exit_open", &exit));
-            } else {
-                hooks.push(("sys_exit", &exit));
-            }
-            let mut links = Vec::new();
-            for (prog, tp) in hooks {
-                let p: &mut TracePoint = program(&mut self.ebpf, prog)?;
-                let link = p
-                    .attach("syscalls", tp)
-                    .map_err(|source| ProbeError::Program { name: prog, source })?;
-                links.push((prog, link));
-            }
-            self.attached.insert(sc.kind, links);
-        }
-        Ok(())
+        let cfg = self.cfg.clone();
+        attach_sys_exit(&mut self.ebpf, &cfg, "sys_exit")
     }
 
     /// Switch capture to `set`: the kinds it names (plus those the process table needs),
@@ -282,16 +229,18 @@ impl Probe {
     pub fn set_capture(&mut self, set: &CaptureSet) -> Result<(), ProbeError> {
         let mut wanted: BTreeSet<u16> = set.kinds.clone();
         wanted.extend(syscalls::ALWAYS.iter().copied());
-        // Configure first, attach second: a newly attached tracepoint sees its config.
-        self.write_kind_config(set)?;
-        self.attach_kinds(&wanted)?;
+        self.write_kind_config(&wanted, set)?;
         self.set_prefilter(set.prefilter.as_ref())
     }
 
-    fn write_kind_config(&mut self, set: &CaptureSet) -> Result<(), ProbeError> {
+    fn write_kind_config(
+        &mut self,
+        wanted: &BTreeSet<u16>,
+        set: &CaptureSet,
+    ) -> Result<(), ProbeError> {
         let mut cfg: Array<_, KindConfig> = map(&mut self.ebpf, "KIND_CONFIG")?;
         for k in 1..kind::MAX {
-            let enabled = set.kinds.contains(&k) || syscalls::ALWAYS.contains(&k);
+            let enabled = wanted.contains(&k);
             let value = KindConfig {
                 enabled: u8::from(enabled),
                 want_failed: 1,
@@ -624,13 +573,6 @@ where
 }
 
 const TRACEFS: &str = "/sys/kernel/tracing";
-
-fn tracepoint_exists(name: &str) -> bool {
-    Path::new(TRACEFS)
-        .join("events/syscalls")
-        .join(name)
-        .exists()
-}
 
 /// Mount tracefs at /sys/kernel/tracing when it is not there (aya reads tracepoint ids from it).
 fn ensure_tracefs() -> Result<(), ProbeError> {
