@@ -31,11 +31,13 @@ pub enum Command {
         #[command(subcommand)]
         cmd: crate::config::ConfigCommand,
     },
-    /// For `cargo xtask bench capture`: attach a program that does nothing to the raw
-    /// `sys_exit` tracepoint, print `ready`, and wait for SIGTERM (the floor under capture's
-    /// cost).
+    /// For `cargo xtask bench capture`: attach a program that does nothing where the exit
+    /// program would be, print `ready`, and wait for SIGTERM (the floor under capture's cost).
     #[command(hide = true)]
     BenchFloor {
+        /// `syscall_tracepoints` (openat's exit event) or `raw_sys_exit`.
+        #[arg(long, default_value = "syscall_tracepoints")]
+        hook: String,
         /// Read openat's path into the path buffer as the open prefilter does, nothing more.
         #[arg(long)]
         read_path: bool,

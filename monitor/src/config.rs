@@ -756,6 +756,7 @@ impl std::fmt::Display for CheckReport {
 pub fn check(path: Option<&Path>, overrides: &[String]) -> Result<CheckReport, ConfigError> {
     let (config, mut warnings) = Config::load(path, overrides)?;
     crate::append_output::entries(&config)?;
+    config.section::<crate::probe::CaptureConfig>("capture")?;
     for (i, p) in config.rules_files.iter().enumerate() {
         if !p.exists() {
             warnings.push(format!("rules_files[{i}]: {} does not exist", p.display()));
@@ -1020,6 +1021,19 @@ log_level: info
         apply_override(&mut doc, "webserver.listen_port=http").unwrap();
         let e = Config::from_value(doc).unwrap_err().to_string();
         assert!(e.starts_with("webserver.listen_port:"), "{e}");
+    }
+
+    #[test]
+    fn config_check_names_a_bad_syscall_hook() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.yaml");
+        std::fs::write(&f, "rules_files: []\ncapture:\n  syscall_hook: kprobes\n").unwrap();
+        let e = check(Some(&f), &[]).unwrap_err().to_string();
+        assert!(e.contains("capture.syscall_hook"), "{e}");
+        assert!(e.contains("kprobes"), "{e}");
+        let ok = check(Some(&f), &["capture.syscall_hook=raw_sys_exit".to_string()]).unwrap();
+        let c: crate::probe::CaptureConfig = ok.config.section("capture").unwrap().unwrap();
+        assert_eq!(c.syscall_hook, crate::probe::SyscallHook::RawSysExit);
     }
 
     #[test]

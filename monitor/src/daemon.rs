@@ -24,7 +24,9 @@ use crate::event::{EventType, FdInfo, FdKind, L4Proto, SocketTuple};
 use crate::metrics::Metrics;
 use crate::output::Outputs;
 use crate::pipeline::{Detector, Enricher};
-use crate::probe::{CaptureSet, Floor, Prefilter, Probe, ProbeConfig, ProbeError};
+use crate::probe::{
+    CaptureConfig, CaptureSet, Floor, Prefilter, Probe, ProbeConfig, ProbeError, SyscallHook,
+};
 use crate::process::{ProcessTable, TableConfig};
 use crate::reader::Reader;
 use crate::reload::{LiveConfig, ReloadReason, Reloader};
@@ -39,8 +41,19 @@ pub const EXIT_ENV: u8 = 2;
 #[error("{0}")]
 pub struct EnvironmentError(pub String);
 
-fn load_probe() -> Result<Probe> {
-    Probe::load(&ProbeConfig::default()).map_err(probe_error)
+/// The kernel side's settings from the configuration's `capture` section.
+fn probe_config(cfg: &Config) -> Result<ProbeConfig> {
+    let capture: CaptureConfig = cfg.section("capture")?.unwrap_or_default();
+    Ok(ProbeConfig {
+        hook: capture.syscall_hook,
+        ..ProbeConfig::default()
+    })
+}
+
+fn load_probe(cfg: &ProbeConfig) -> Result<Probe> {
+    let probe = Probe::load(cfg).map_err(probe_error)?;
+    info!("syscall hook: {}", cfg.hook);
+    Ok(probe)
 }
 
 fn probe_error(e: ProbeError) -> anyhow::Error {
@@ -52,11 +65,15 @@ fn probe_error(e: ProbeError) -> anyhow::Error {
     }
 }
 
-/// `monitor bench-floor`: a do-nothing program on the raw `sys_exit` tracepoint, until
+/// `monitor bench-floor`: a do-nothing program where the exit program would be, until
 /// SIGTERM or SIGINT. The capture benchmark runs its open+close loop under it to show how
 /// much of the monitor's cost is the tracepoint hit itself.
-pub async fn bench_floor(read_path: bool) -> Result<()> {
-    let floor = Floor::attach(&ProbeConfig::default(), read_path).map_err(probe_error)?;
+pub async fn bench_floor(hook: SyscallHook, read_path: bool) -> Result<()> {
+    let cfg = ProbeConfig {
+        hook,
+        ..ProbeConfig::default()
+    };
+    let floor = Floor::attach(&cfg, read_path).map_err(probe_error)?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let what = if read_path {
@@ -64,9 +81,11 @@ pub async fn bench_floor(read_path: bool) -> Result<()> {
     } else {
         "do-nothing program"
     };
-    say(&format!(
-        "monitor: {what} on the raw sys_exit tracepoint, ready"
-    ));
+    let on = match hook {
+        SyscallHook::SyscallTracepoints => "sys_exit_openat",
+        SyscallHook::RawSysExit => "the raw sys_exit",
+    };
+    say(&format!("monitor: {what} on {on}, ready"));
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
@@ -399,7 +418,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let outputs = Arc::new(Outputs::start(&cfg, metrics.clone())?);
 
     let mut tables = enforcement_tables(&engine, &cfg)?;
-    let mut probe = load_probe()?;
+    let probe_cfg = probe_config(&cfg)?;
+    let mut probe = load_probe(&probe_cfg)?;
     probe.set_capture(&capture_set(&engine))?;
     probe.set_enforcement(&tables)?;
     if !tables.is_empty() {
@@ -466,6 +486,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 info!("reload requested ({reason:?})");
                 match reload(&mut live, &outputs) {
                     Ok((new_engine, new_cfg, new_tables)) => {
+                        if probe_config(&new_cfg).map(|c| c.hook).ok() != Some(probe_cfg.hook) {
+                            warn!("capture.syscall_hook changed: it takes effect at the next restart");
+                        }
                         probe.set_capture(&capture_set(&new_engine))?;
                         probe.set_enforcement(&new_tables)?;
                         cgroup_facts = CgroupFacts::default();
@@ -569,7 +592,7 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
             .filter(|t| kinds.contains(&t.kind()))
             .collect()
     });
-    let mut probe = load_probe()?;
+    let mut probe = load_probe(&probe_config(&cfg)?)?;
     probe.set_capture(&CaptureSet {
         kinds,
         prefilter: None,

@@ -39,7 +39,14 @@ fn main() -> ExitCode {
         match command {
             Command::Trace(args) => daemon::trace(args).await,
             Command::Run(args) => daemon::run(args).await,
-            Command::BenchFloor { read_path } => daemon::bench_floor(read_path).await,
+            Command::BenchFloor { hook, read_path } => {
+                match serde_yaml::from_str::<monitor::probe::SyscallHook>(&hook) {
+                    Ok(hook) => daemon::bench_floor(hook, read_path).await,
+                    Err(_) => Err(anyhow::anyhow!(
+                        "--hook: '{hook}' is neither syscall_tracepoints nor raw_sys_exit"
+                    )),
+                }
+            }
             Command::Rules { .. } | Command::Config { .. } => Ok(()),
         }
     });

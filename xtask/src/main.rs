@@ -51,6 +51,10 @@ enum Cmd {
         /// Rules file or directory to load for the capture bench.
         #[arg(long)]
         rules: Vec<PathBuf>,
+        /// Where the monitor catches syscall exits (capture): syscall_tracepoints (default)
+        /// or raw_sys_exit.
+        #[arg(long, default_value = "syscall_tracepoints")]
+        hook: String,
         /// Containers to keep running during the capture bench.
         #[arg(long, default_value_t = 0)]
         containers: usize,
@@ -101,6 +105,7 @@ fn main() -> Result<()> {
             which,
             iterations,
             rules,
+            hook,
             containers,
         } => {
             setup::toolchain()?;
@@ -108,7 +113,7 @@ fn main() -> Result<()> {
                 "capture" => {
                     setup::bench_packages()?;
                     build(&root)?;
-                    bench::capture(&root, iterations, &rules, containers)?;
+                    bench::capture(&root, iterations, &rules, containers, &hook)?;
                 }
                 "rules" => run(Command::new("cargo")
                     .current_dir(&root)

@@ -4,8 +4,10 @@
 //! paths, `.`/`..`/`//` that lexical cleaning would change, long paths) passes.
 
 use aya_ebpf::{
-    helpers::generated as raw, macros::btf_tracepoint, maps::lpm_trie::Key,
-    programs::BtfTracePointContext,
+    helpers::generated as raw,
+    macros::{btf_tracepoint, tracepoint},
+    maps::lpm_trie::Key,
+    programs::{BtfTracePointContext, TracePointContext},
 };
 use monitor_common::{
     MAX_SUFFIXES, PREFIX_MAX, SUFFIX_MAX, Settings, filtered, item, kind, prefix_head_index,
@@ -27,7 +29,7 @@ pub fn is_open(k: u16) -> bool {
     matches!(k, kind::OPEN | kind::OPENAT | kind::OPENAT2 | kind::CREAT)
 }
 
-/// An open's exit (called by the `sys_exit` program).
+/// An open's exit (called by the exit programs).
 #[inline(always)]
 pub fn try_exit_open(e: &Exit) -> Result<(), i64> {
     let k = e.kind;
@@ -106,13 +108,22 @@ fn read_path(ptr: u64) -> Option<(*mut u8, usize)> {
     }
 }
 
-/// Reads an openat's path as the prefilter does, and does nothing else. Attached alone by
-/// the capture benchmark (`monitor bench-floor --read-path`), never by the daemon: the
-/// tracepoint hit, the look-up of the syscall's kind, and the one read no path filter can do
-/// without.
+/// Read an openat's path as the prefilter does, and do nothing else. Attached alone by the
+/// capture benchmark (`monitor bench-floor --read-path`), never by the daemon: the tracepoint
+/// hit, reaching the registers, and the one read no path filter can do without.
+#[tracepoint]
+pub fn sys_exit_noop_read(ctx: TracePointContext) -> u32 {
+    if let Some(e) = Exit::of_tracepoint(&ctx)
+        && e.kind == kind::OPENAT
+    {
+        let _ = read_path(e.arg(1));
+    }
+    0
+}
+
 #[btf_tracepoint(function = "sys_exit")]
-pub fn sys_exit_noop_read(ctx: BtfTracePointContext) -> i32 {
-    if let Some(e) = Exit::of(&ctx)
+pub fn sys_exit_raw_noop_read(ctx: BtfTracePointContext) -> i32 {
+    if let Some(e) = Exit::of_raw(&ctx)
         && e.kind == kind::OPENAT
     {
         let _ = read_path(e.arg(1));

@@ -1,29 +1,37 @@
-//! The syscall program. A syscall is captured by its exit alone: the arguments are still in
+//! The syscall programs. A syscall is captured by its exit alone: the arguments are still in
 //! the task's saved registers there, and what they point to is still valid, so one tracepoint
 //! hit per call does it (the fixed cost of a hit is most of the cost of capture). A successful
 //! exec is the exception: its registers belong to the new program by then, so it is recorded
 //! from inside the exec (`process`).
 //!
-//! Every exit goes through one BTF tracepoint program on the raw `sys_exit`, as in Falco's
-//! modern probe, rather than a program on each syscall's own `syscalls/sys_exit_*` event.
-//! Measured on the machines here (open+close loop, about 2.1 µs an iteration), per hit: the
-//! per-syscall event's perf path (buffer, recursion context, caller registers, program array)
-//! cost about 110 ns more than the raw tracepoint, and reaching the arguments from there took
-//! two helper calls (`bpf_get_current_task_btf`, `bpf_task_pt_regs`), where the raw tracepoint
-//! hands the registers over as a typed pointer. The price is a short run on every syscall of
-//! the machine (look up the number, return): about 20 ns on a syscall no rule needs, against
-//! about 50 ns that any syscall tracepoint already costs every syscall (the kernel's slow path).
+//! Two ways in, one capture (the daemon attaches one of them, `capture.syscall_hook`):
+//! - `sys_exit`, on each captured syscall's own `syscalls/sys_exit_*` event: a syscall no
+//!   rule needs never runs a program. Each hit pays the event's perf path (buffer, recursion
+//!   context, caller registers, program array) and two helper calls to reach the registers.
+//! - `sys_exit_raw`, one BTF program on the raw `sys_exit` tracepoint (as Falco's modern
+//!   probe): a hit costs less (measured here: about 110 ns less per open, and the registers
+//!   come as a typed pointer), but every syscall of the machine runs it, if only to look up
+//!   its number (about 30 ns a syscall here; redis-benchmark lost some 4% more than with
+//!   per-syscall events). It pays where the captured syscalls are a large part of all
+//!   syscalls (builds, scripts: opens and execs), and costs where they are not (servers).
 
-use aya_ebpf::{helpers::generated as raw, macros::btf_tracepoint, programs::BtfTracePointContext};
-use monitor_common::{SYSCALL_ARG_REGS, SYSCALL_NR_REG, Settings, filtered, flags, item, kind};
+use aya_ebpf::{
+    EbpfContext,
+    helpers::generated as raw,
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+};
+use monitor_common::{
+    SYSCALL_ARG_REGS, SYSCALL_NR_REG, Settings, drop, filtered, flags, item, kind,
+};
 
-use crate::maps::{self, FILTERED};
+use crate::maps::{self, DROPS, FILTERED};
 use crate::probes::{file, network};
 use crate::record::Record;
 use crate::task;
 
-/// A syscall at its exit, as the raw `sys_exit` tracepoint gives it: its kind, its return
-/// value, and the task's saved user registers, which still hold its arguments.
+/// A syscall at its exit: its kind, its return value, and the task's saved user registers,
+/// which still hold its arguments.
 pub struct Exit {
     pub kind: u16,
     pub ret: i64,
@@ -31,12 +39,32 @@ pub struct Exit {
 }
 
 impl Exit {
-    /// The exit of a syscall of a kind the capture tables know (None for every other).
+    /// From a syscall's own exit event (None for a kind the capture tables do not know).
+    /// The context holds the number at 8 and the return value at 16.
     #[inline(always)]
-    pub fn of(ctx: &BtfTracePointContext) -> Option<Exit> {
+    pub fn of_tracepoint(ctx: &TracePointContext) -> Option<Exit> {
+        let nr: i32 = field(ctx, 8);
+        let kind = maps::kind_of_nr(i64::from(nr));
+        if kind == 0 {
+            return None;
+        }
+        let Some(regs) = task::user_regs() else {
+            maps::count(&DROPS, drop::READ_FAILED);
+            return None;
+        };
+        Some(Exit {
+            kind,
+            ret: field(ctx, 16),
+            regs,
+        })
+    }
+
+    /// From the raw `sys_exit` tracepoint, which passes the registers (a typed pointer) and
+    /// the return value; the number is the registers' `orig_ax`.
+    #[inline(always)]
+    pub fn of_raw(ctx: &BtfTracePointContext) -> Option<Exit> {
         let regs: *const u8 = ctx.arg(0);
         let ret: i64 = ctx.arg(1);
-        // `regs` is the tracepoint's typed (BTF) pointer to the task's pt_regs.
         let kind = maps::kind_of_nr(task::reg(regs, SYSCALL_NR_REG) as i64);
         if kind == 0 {
             return None;
@@ -63,15 +91,38 @@ impl Exit {
     }
 }
 
-/// Every syscall's exit: the opens go to their prefilter, the rest to the generic capture.
+/// A field of a syscall tracepoint's context: `int __syscall_nr` at 8, `long ret` at 16. A
+/// plain load: the verifier allows constant-offset reads of a tracepoint context.
+#[inline(always)]
+fn field<T: Copy>(ctx: &TracePointContext, off: usize) -> T {
+    // SAFETY: `off` is a constant, aligned offset inside the context the kernel built.
+    // Volatile, so that the compiler keeps each load at its constant offset.
+    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(off) as *const T) }
+}
+
+#[inline(always)]
+fn capture(e: &Exit) {
+    let _ = if file::is_open(e.kind) {
+        file::try_exit_open(e)
+    } else {
+        try_sys_exit(e)
+    };
+}
+
+/// A captured syscall's exit, from its own `syscalls/sys_exit_*` event.
+#[tracepoint]
+pub fn sys_exit(ctx: TracePointContext) -> u32 {
+    if let Some(e) = Exit::of_tracepoint(&ctx) {
+        capture(&e);
+    }
+    0
+}
+
+/// Every syscall's exit, from the raw tracepoint.
 #[btf_tracepoint(function = "sys_exit")]
-pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
-    if let Some(e) = Exit::of(&ctx) {
-        let _ = if file::is_open(e.kind) {
-            file::try_exit_open(&e)
-        } else {
-            try_sys_exit(&e)
-        };
+pub fn sys_exit_raw(ctx: BtfTracePointContext) -> i32 {
+    if let Some(e) = Exit::of_raw(&ctx) {
+        capture(&e);
     }
     0
 }
@@ -190,13 +241,19 @@ pub fn to_send(settings: &Settings) -> bool {
     true
 }
 
-/// Does nothing. Attached alone by the capture benchmark (`monitor bench-floor`), never by the
+/// Do nothing. Attached alone by the capture benchmark (`monitor bench-floor`), never by the
 /// daemon: the cost of a tracepoint hit itself, which no program can go below.
-#[btf_tracepoint(function = "sys_exit")]
-pub fn sys_exit_noop(_ctx: BtfTracePointContext) -> i32 {
+#[tracepoint]
+pub fn sys_exit_noop(_ctx: TracePointContext) -> u32 {
     0
 }
 
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_raw_noop(_ctx: BtfTracePointContext) -> i32 {
+    0
+}
+
+#[inline(always)]
 fn try_sys_exit(e: &Exit) -> Result<(), i64> {
     let k = e.kind;
     // The monitor's own calls are dropped after the cheap filters below (most sends end in

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{BtfTracePoint, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use monitor_common::{
@@ -49,6 +50,35 @@ pub enum ProbeError {
     MissingMap(&'static str),
 }
 
+/// Where syscall exits are caught (see the kernel side's `probes::syscalls` for the costs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyscallHook {
+    /// Each captured syscall's own `syscalls/sys_exit_*` event: nothing on the others.
+    #[default]
+    SyscallTracepoints,
+    /// One program on the raw `sys_exit` tracepoint: cheaper per captured syscall, a little
+    /// on every syscall of the machine.
+    RawSysExit,
+}
+
+impl std::fmt::Display for SyscallHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SyscallHook::SyscallTracepoints => "syscall_tracepoints",
+            SyscallHook::RawSysExit => "raw_sys_exit",
+        })
+    }
+}
+
+/// The `capture` section of the configuration: how the kernel side is attached. Read at
+/// start; a change takes effect at the next restart.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    pub syscall_hook: SyscallHook,
+}
+
 /// Settings for loading.
 #[derive(Clone, Debug)]
 pub struct ProbeConfig {
@@ -56,6 +86,7 @@ pub struct ProbeConfig {
     pub ring_buffer_bytes: u32,
     /// Where the kernel's BTF is.
     pub btf_path: PathBuf,
+    pub hook: SyscallHook,
 }
 
 impl Default for ProbeConfig {
@@ -63,6 +94,7 @@ impl Default for ProbeConfig {
         ProbeConfig {
             ring_buffer_bytes: 16 << 20,
             btf_path: PathBuf::from("/sys/kernel/btf/vmlinux"),
+            hook: SyscallHook::default(),
         }
     }
 }
@@ -109,33 +141,47 @@ fn load_object(cfg: &ProbeConfig) -> Result<Ebpf, ProbeError> {
         .load(EBPF_OBJECT)?)
 }
 
-/// A program that does nothing, attached to the raw `sys_exit` tracepoint and nothing else:
-/// what a tracepoint hit costs before any work, the floor under the monitor's own cost (the
-/// capture benchmark measures it). Dropping it detaches the program.
+/// A program that does nothing, attached where the monitor's exit program would be (openat's
+/// exit event, or the raw `sys_exit`) and nothing else: what a tracepoint hit costs before any
+/// work, the floor under the monitor's own cost (the capture benchmark measures it). Dropping
+/// it detaches the program.
 pub struct Floor {
     _ebpf: Ebpf,
 }
 
 impl Floor {
-    /// Attach the do-nothing program to the raw `sys_exit`. With `read_path`, the program looks
-    /// up each syscall's kind as the monitor does and reads openat's path as the open
-    /// prefilter does.
+    /// Attach the do-nothing program. With `read_path`, the program also reaches openat's
+    /// registers and reads its path as the open prefilter does.
     pub fn attach(cfg: &ProbeConfig, read_path: bool) -> Result<Floor, ProbeError> {
         let mut ebpf = load_object(cfg)?;
         fill_nr_kind(&mut ebpf)?;
-        let name = if read_path {
-            "sys_exit_noop_read"
-        } else {
-            "sys_exit_noop"
-        };
-        attach_sys_exit(&mut ebpf, cfg, name)?;
+        match (cfg.hook, read_path) {
+            (SyscallHook::RawSysExit, false) => {
+                attach_raw_exit(&mut ebpf, cfg, "sys_exit_raw_noop")?
+            }
+            (SyscallHook::RawSysExit, true) => {
+                attach_raw_exit(&mut ebpf, cfg, "sys_exit_raw_noop_read")?
+            }
+            (SyscallHook::SyscallTracepoints, read_path) => {
+                let name = if read_path {
+                    "sys_exit_noop_read"
+                } else {
+                    "sys_exit_noop"
+                };
+                let p: &mut TracePoint = program(&mut ebpf, name)?;
+                p.load()
+                    .map_err(|source| ProbeError::Program { name, source })?;
+                p.attach("syscalls", "sys_exit_openat")
+                    .map_err(|source| ProbeError::Program { name, source })?;
+            }
+        }
         Ok(Floor { _ebpf: ebpf })
     }
 }
 
 /// Load program `name` for the raw `sys_exit` tracepoint (BTF-typed) and attach it; the link
 /// lives as long as the object.
-fn attach_sys_exit(
+fn attach_raw_exit(
     ebpf: &mut Ebpf,
     cfg: &ProbeConfig,
     name: &'static str,
@@ -172,6 +218,12 @@ fn fill_nr_kind(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
 pub struct Probe {
     ebpf: Ebpf,
     cfg: ProbeConfig,
+    /// With per-syscall events: the exit events attached now, by kind. Only the syscalls some
+    /// rule or the process table needs are attached: every attached event costs each of its
+    /// syscalls a program run, and detaching costs time at shutdown.
+    attached: std::collections::HashMap<u16, TracePointLinkId>,
+    /// Syscall events this kernel does not have (e.g. init_module without CONFIG_MODULES).
+    pub missing: Vec<&'static str>,
     settings: Settings,
 }
 
@@ -184,6 +236,8 @@ impl Probe {
         let mut probe = Probe {
             ebpf,
             cfg: cfg.clone(),
+            attached: std::collections::HashMap::new(),
+            missing: Vec::new(),
             settings: Settings {
                 self_pid: std::process::id(),
                 // A sixteenth of the ring: the reader's tick collects anything less, and a
@@ -197,8 +251,8 @@ impl Probe {
         Ok(probe)
     }
 
-    /// Attach every program. Which syscalls are captured is then up to `KIND_CONFIG` (all
-    /// off until `set_capture`): the exit program sees every syscall anyway.
+    /// Attach the programs. Which syscalls are captured is then up to `KIND_CONFIG` (all off
+    /// until `set_capture`) and, with per-syscall events, to which events are attached.
     fn attach(&mut self) -> Result<(), ProbeError> {
         let exit: &mut TracePoint = program(&mut self.ebpf, "sched_process_exit")?;
         exit.load().map_err(|source| ProbeError::Program {
@@ -221,7 +275,73 @@ impl Probe {
                 source,
             })?;
         let cfg = self.cfg.clone();
-        attach_sys_exit(&mut self.ebpf, &cfg, "sys_exit")
+        match cfg.hook {
+            SyscallHook::RawSysExit => attach_raw_exit(&mut self.ebpf, &cfg, "sys_exit_raw"),
+            SyscallHook::SyscallTracepoints => {
+                let p: &mut TracePoint = program(&mut self.ebpf, "sys_exit")?;
+                p.load().map_err(|source| ProbeError::Program {
+                    name: "sys_exit",
+                    source,
+                })?;
+                for sc in syscalls::SYSCALLS {
+                    if sc.nr.is_some() && !tracepoint_exists(&format!("sys_exit_{}", sc.tracepoint))
+                    {
+                        debug!(
+                            "tracepoint syscalls/sys_exit_{} does not exist on this kernel",
+                            sc.tracepoint
+                        );
+                        self.missing.push(sc.tracepoint);
+                    }
+                }
+                if !self.missing.is_empty() {
+                    warn!(
+                        "this kernel has no tracepoints for: {} (those events are never seen)",
+                        self.missing.join(", ")
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// With per-syscall events: attach the exit events of `kinds`, detach the others.
+    fn attach_kinds(&mut self, kinds: &BTreeSet<u16>) -> Result<(), ProbeError> {
+        if self.cfg.hook != SyscallHook::SyscallTracepoints {
+            return Ok(());
+        }
+        let stale: Vec<u16> = self
+            .attached
+            .keys()
+            .copied()
+            .filter(|k| !kinds.contains(k))
+            .collect();
+        for k in stale {
+            if let Some(link) = self.attached.remove(&k) {
+                let p: &mut TracePoint = program(&mut self.ebpf, "sys_exit")?;
+                p.detach(link).map_err(|source| ProbeError::Program {
+                    name: "sys_exit",
+                    source,
+                })?;
+            }
+        }
+        for sc in syscalls::SYSCALLS {
+            if sc.nr.is_none()
+                || !kinds.contains(&sc.kind)
+                || self.attached.contains_key(&sc.kind)
+                || self.missing.contains(&sc.tracepoint)
+            {
+                continue;
+            }
+            let p: &mut TracePoint = program(&mut self.ebpf, "sys_exit")?;
+            let link = p
+                .attach("syscalls", &format!("sys_exit_{}", sc.tracepoint))
+                .map_err(|source| ProbeError::Program {
+                    name: "sys_exit",
+                    source,
+                })?;
+            self.attached.insert(sc.kind, link);
+        }
+        Ok(())
     }
 
     /// Switch capture to `set`: the kinds it names (plus those the process table needs),
@@ -229,7 +349,9 @@ impl Probe {
     pub fn set_capture(&mut self, set: &CaptureSet) -> Result<(), ProbeError> {
         let mut wanted: BTreeSet<u16> = set.kinds.clone();
         wanted.extend(syscalls::ALWAYS.iter().copied());
+        // Configure first, attach second: a newly attached event sees its configuration.
         self.write_kind_config(&wanted, set)?;
+        self.attach_kinds(&wanted)?;
         self.set_prefilter(set.prefilter.as_ref())
     }
 
@@ -573,6 +695,13 @@ where
 }
 
 const TRACEFS: &str = "/sys/kernel/tracing";
+
+fn tracepoint_exists(name: &str) -> bool {
+    Path::new(TRACEFS)
+        .join("events/syscalls")
+        .join(name)
+        .exists()
+}
 
 /// Mount tracefs at /sys/kernel/tracing when it is not there (aya reads tracepoint ids from it).
 fn ensure_tracefs() -> Result<(), ProbeError> {
