@@ -139,6 +139,12 @@ pub static KIND_CONFIG: Array<KindConfig> = Array::with_max_entries(kind::MAX as
 #[map]
 pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 
+/// Non-zero while the reader sleeps without a tick, waiting to be woken: then every record
+/// wakes it. Written by the reader alone (apart from `SETTINGS`, which the probe rewrites on
+/// every reload), so a reload can never put it to sleep unawares.
+#[map]
+pub static READER_ASLEEP: Array<u32> = Array::with_max_entries(1, 0);
+
 /// Records lost, per CPU and reason (`monitor_common::drop`).
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 0);
@@ -222,6 +228,12 @@ pub fn settings_wake_bytes() -> u32 {
         Some(s) => s.wake_bytes,
         None => 0,
     }
+}
+
+/// Is the reader asleep, waiting for a record to wake it?
+#[inline(always)]
+pub fn reader_asleep() -> bool {
+    READER_ASLEEP.get(0).is_some_and(|v| *v != 0)
 }
 
 #[inline(always)]

@@ -275,8 +275,9 @@ impl Record {
         }
         // SAFETY: size is bounded by the scratch buffer's size, checked above.
         let bytes = unsafe { core::slice::from_raw_parts(self.buf as *const u8, size) };
-        let wake = if EVENTS.query(u64::from(bindings::BPF_RB_AVAIL_DATA))
-            >= u64::from(maps::settings_wake_bytes())
+        let wake = if maps::reader_asleep()
+            || EVENTS.query(u64::from(bindings::BPF_RB_AVAIL_DATA))
+                >= u64::from(maps::settings_wake_bytes())
         {
             bindings::BPF_RB_FORCE_WAKEUP
         } else {

@@ -433,7 +433,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         table: ProcessTable::seeded(TableConfig::default()),
         containers: Some(container_cache(&cfg)?),
     };
-    let mut reader = Reader::new(probe.take_ring()?)?;
+    let mut reader = probe.take_reader()?;
     let mut detector = Detector::new(
         engine.clone(),
         outputs.clone(),
@@ -603,7 +603,7 @@ pub async fn trace(args: TraceArgs) -> Result<()> {
         table: ProcessTable::seeded(TableConfig::default()),
         containers: Some(container_cache(&cfg)?),
     };
-    let mut reader = Reader::new(probe.take_ring()?)?;
+    let mut reader = probe.take_reader()?;
     // Handlers first: a signal that arrives right after `ready` must not kill us.
     let mut term = signal(SignalKind::terminate())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;

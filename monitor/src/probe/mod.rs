@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, PerCpuArray, RingBuf};
 use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{BtfTracePoint, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
@@ -48,6 +48,8 @@ pub enum ProbeError {
     },
     #[error("eBPF map {0} is missing from the object")]
     MissingMap(&'static str),
+    #[error("the ring buffer reader: {0}")]
+    Reader(std::io::Error),
 }
 
 /// Where syscall exits are caught (see the kernel side's `probes::syscalls` for the costs).
@@ -581,16 +583,26 @@ impl Probe {
             })
     }
 
-    /// The ring buffer, for the reader. Can be taken once.
-    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
+    /// The reader's maps: the ring buffer, and the flag by which it asks the kernel to wake it
+    /// (`READER_ASLEEP`). Can be taken once.
+    pub fn take_reader(&mut self) -> Result<crate::reader::Reader, ProbeError> {
         let m = self
             .ebpf
             .take_map("EVENTS")
             .ok_or(ProbeError::MissingMap("EVENTS"))?;
-        RingBuf::try_from(m).map_err(|source| ProbeError::Map {
+        let ring = RingBuf::try_from(m).map_err(|source| ProbeError::Map {
             name: "EVENTS",
             source,
-        })
+        })?;
+        let m = self
+            .ebpf
+            .take_map("READER_ASLEEP")
+            .ok_or(ProbeError::MissingMap("READER_ASLEEP"))?;
+        let flag = Array::try_from(m).map_err(|source| ProbeError::Map {
+            name: "READER_ASLEEP",
+            source,
+        })?;
+        crate::reader::Reader::new(ring, flag).map_err(ProbeError::Reader)
     }
 
     /// Drop and filter counters, summed over CPUs.
