@@ -31,28 +31,13 @@ impl Redis {
     }
 }
 
-/// The monitor with `rules`, JSON alerts, no webserver, and `opts` on top.
-fn monitor(rules: &std::path::Path, opts: &[&str]) -> Monitor {
-    let mut args = vec![
-        "run",
-        "-r",
-        rules.to_str().expect("utf-8 path"),
-        "-o",
-        "json_output=true",
-        "-o",
-        "webserver.enabled=false",
-    ];
-    args.extend_from_slice(opts);
-    Monitor::start(&args)
-}
-
 fn attack(opts: &[&str]) -> (bool, bool, Value) {
     let dir = TempDir::new("enforce");
     let marker = dir.0.join("pwned");
     let module = evil_module(&dir.0, marker.to_str().expect("utf-8 path"));
     let mut redis = Redis::start();
     let rules = shipped_rules();
-    let mut m = monitor(&rules, opts);
+    let mut m = Monitor::run_json(&rules, opts);
     let reply = redis.cli(&["MODULE", "LOAD", module.to_str().expect("utf-8 path")]);
     // The module has no RedisModule_OnLoad: Redis refuses it, after its constructor ran.
     assert!(reply.contains("ERR"), "unexpected reply: {reply}");
@@ -114,7 +99,7 @@ fn shells_not_spawned_by_redis_are_left_alone() {
     let dir = TempDir::new("enforce-ok");
     let marker = dir.0.join("ran");
     let rules = shipped_rules();
-    let mut m = monitor(&rules, &[]);
+    let mut m = Monitor::run_json(&rules, &[]);
     let st = Command::new("/bin/sh")
         .arg("-c")
         .arg(format!("touch {}", marker.display()))
@@ -229,7 +214,7 @@ fn an_exact_exepath_is_killed_through_the_64_and_the_32_bit_exec() {
         ),
     )
     .expect("write rules");
-    let mut m = monitor(&rules, &[]);
+    let mut m = Monitor::run_json(&rules, &[]);
     use std::os::unix::process::ExitStatusExt;
     let st = Command::new(&victim)
         .arg(&marker)

@@ -42,15 +42,7 @@ fn an_idle_daemon_sleeps_and_the_next_exec_still_alerts() {
         "- rule: Idle marker ran\n  desc: d\n  condition: evt.type in (execve, execveat) and proc.name = e2e-idle-mark\n  output: idle marker ran (%proc.cmdline)\n  priority: WARNING\n",
     )
     .expect("write rules");
-    let mut m = Monitor::start(&[
-        "run",
-        "-r",
-        rules.to_str().expect("utf-8 path"),
-        "-o",
-        "json_output=true",
-        "-o",
-        "webserver.enabled=false",
-    ]);
+    let mut m = Monitor::run_json(&rules, &[]);
     // Past start-up (the first reload poll, the Docker probe) and the reader's 100 ms of
     // empty looks.
     std::thread::sleep(Duration::from_secs(2));

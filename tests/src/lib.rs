@@ -81,6 +81,21 @@ impl Monitor {
         Self::start_with(args, &[])
     }
 
+    /// `monitor run -r RULES` with JSON alerts, no webserver, and `opts` on top.
+    pub fn run_json(rules: &std::path::Path, opts: &[&str]) -> Monitor {
+        let mut args = vec![
+            "run",
+            "-r",
+            rules.to_str().expect("utf-8 path"),
+            "-o",
+            "json_output=true",
+            "-o",
+            "webserver.enabled=false",
+        ];
+        args.extend_from_slice(opts);
+        Self::start(&args)
+    }
+
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Monitor {
         let mut cmd = Command::new(monitor_bin());
         cmd.args(args)
