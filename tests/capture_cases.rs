@@ -1,6 +1,6 @@
 // The cases of `capture.rs` and `capture_raw.rs`, which set `HOOK` and include this file.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::Command;
@@ -94,6 +94,27 @@ fn fork_exec(exec: impl FnOnce() -> i32) -> i64 {
     i64::from(pid)
 }
 
+/// A child that opens `open` with `oflags` and runs `execveat(that fd, path, ["true", marker],
+/// [], at_flags)`; its pid.
+fn fork_execveat(open: &CStr, oflags: i32, path: &CStr, marker: &CStr, at_flags: i32) -> i64 {
+    fork_exec(|| {
+        let argv = [c"true".as_ptr(), marker.as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null::<libc::c_char>()];
+        // SAFETY: valid strings and arrays; the fd is the child's, gone with it.
+        unsafe {
+            let fd = libc::open(open.as_ptr(), oflags);
+            libc::syscall(
+                libc::SYS_execveat,
+                fd,
+                path.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                at_flags,
+            ) as i32
+        }
+    })
+}
+
 #[test]
 fn exec_from_a_forked_child_shows_arguments_it_never_touched() {
     if !can_load_bpf() {
@@ -155,47 +176,21 @@ fn execveat_relative_to_a_directory_fd_and_of_an_fd_show_the_program_path() {
     }
     let mut m = monitor();
     // execveat(dirfd of /bin, "true", 0)
-    let rel = fork_exec(|| {
-        let argv = [
-            c"true".as_ptr(),
-            c"e2e-execveat-rel".as_ptr(),
-            std::ptr::null(),
-        ];
-        let envp = [std::ptr::null::<libc::c_char>()];
-        // SAFETY: valid strings and arrays; the fd is the child's, gone with it.
-        unsafe {
-            let dirfd = libc::open(c"/bin".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
-            libc::syscall(
-                libc::SYS_execveat,
-                dirfd,
-                c"true".as_ptr(),
-                argv.as_ptr(),
-                envp.as_ptr(),
-                0,
-            ) as i32
-        }
-    });
+    let rel = fork_execveat(
+        c"/bin",
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        c"true",
+        c"e2e-execveat-rel",
+        0,
+    );
     // execveat(fd of /bin/true, "", AT_EMPTY_PATH), as runc and fexecve do.
-    let empty = fork_exec(|| {
-        let argv = [
-            c"true".as_ptr(),
-            c"e2e-execveat-fd".as_ptr(),
-            std::ptr::null(),
-        ];
-        let envp = [std::ptr::null::<libc::c_char>()];
-        // SAFETY: as above.
-        unsafe {
-            let fd = libc::open(c"/bin/true".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-            libc::syscall(
-                libc::SYS_execveat,
-                fd,
-                c"".as_ptr(),
-                argv.as_ptr(),
-                envp.as_ptr(),
-                libc::AT_EMPTY_PATH,
-            ) as i32
-        }
-    });
+    let empty = fork_execveat(
+        c"/bin/true",
+        libc::O_RDONLY | libc::O_CLOEXEC,
+        c"",
+        c"e2e-execveat-fd",
+        libc::AT_EMPTY_PATH,
+    );
     for (pid, marker) in [(rel, "e2e-execveat-rel"), (empty, "e2e-execveat-fd")] {
         let ev = m
             .wait_json(WAIT, |v| {

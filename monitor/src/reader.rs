@@ -63,11 +63,6 @@ impl Reader {
         })
     }
 
-    /// Is the reader asleep, waiting for the kernel to wake it?
-    pub fn is_asleep(&self) -> bool {
-        self.asleep
-    }
-
     /// Tell the kernel to wake us with every record, and slow the tick. If the flag cannot be
     /// written, stay awake: polling is slower to idle, never late.
     fn fall_asleep(&mut self) {

@@ -385,8 +385,8 @@ pub fn capture(
     let total = |v: &[Run]| v.iter().map(|r| r.total).collect::<Vec<_>>();
     let col =
         |v: &[Measures], f: fn(&Measures) -> &Run| v.iter().map(f).cloned().collect::<Vec<_>>();
-    let fastest = |v: &[Run]| quiet(v, true);
-    let highest = |v: &[Run]| quiet(v, false);
+    let quiet_time = |v: &[Run]| quiet(v, true);
+    let quiet_rate = |v: &[Run]| quiet(v, false);
     let (b_oc, w_oc) = (col(&base, |m| &m.open_close), col(&with, |m| &m.open_close));
     let (b_fe, w_fe) = (col(&base, |m| &m.fork_exec), col(&with, |m| &m.fork_exec));
     let (b_rr, w_rr) = (col(&base, |m| &m.redis), col(&with, |m| &m.redis));
@@ -411,10 +411,10 @@ pub fn capture(
         per(median(&total(&floor_read)), n.open_close),
     );
     let (bb, wb, fb, frb) = (
-        fastest(&b_oc) * 1e9,
-        fastest(&w_oc) * 1e9,
-        fastest(&floor) * 1e9,
-        fastest(&floor_read) * 1e9,
+        quiet_time(&b_oc) * 1e9,
+        quiet_time(&w_oc) * 1e9,
+        quiet_time(&floor) * 1e9,
+        quiet_time(&floor_read) * 1e9,
     );
     println!(
         "  open+close   : {b:8.0} ns/iter unmonitored, {w:8.0} monitored, ratio {r:.3}x [{lo:.3}-{hi:.3}]; quiet {bb:.0} -> {wb:.0} ns, {:.3}x (target <= 1.20x)",
@@ -434,9 +434,9 @@ pub fn capture(
         "  fork+exec    : {:8.0} us/iter unmonitored, {:8.0} monitored, ratio {r:.3}x [{lo:.3}-{hi:.3}]; quiet {:.0} -> {:.0} us, {:.3}x (target <= 1.10x)",
         per(median(&total(&b_fe)), n.fork_exec) / 1000.0,
         per(median(&total(&w_fe)), n.fork_exec) / 1000.0,
-        fastest(&b_fe) * 1e6,
-        fastest(&w_fe) * 1e6,
-        fastest(&w_fe) / fastest(&b_fe)
+        quiet_time(&b_fe) * 1e6,
+        quiet_time(&w_fe) * 1e6,
+        quiet_time(&w_fe) / quiet_time(&b_fe)
     );
     let (r, lo, hi) = ratios(&total(&w_rr), &total(&b_rr));
     println!(
@@ -446,9 +446,9 @@ pub fn capture(
         100.0 * r,
         100.0 * lo,
         100.0 * hi,
-        highest(&b_rr),
-        highest(&w_rr),
-        100.0 * highest(&w_rr) / highest(&b_rr)
+        quiet_rate(&b_rr),
+        quiet_rate(&w_rr),
+        100.0 * quiet_rate(&w_rr) / quiet_rate(&b_rr)
     );
     let printed: Vec<&serde_json::Value> = stats.iter().flatten().collect();
     let dropped: u64 = printed

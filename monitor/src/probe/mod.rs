@@ -164,17 +164,11 @@ impl Floor {
             (SyscallHook::RawSysExit, true) => {
                 attach_raw_exit(&mut ebpf, cfg, "sys_exit_raw_noop_read")?
             }
-            (SyscallHook::SyscallTracepoints, read_path) => {
-                let name = if read_path {
-                    "sys_exit_noop_read"
-                } else {
-                    "sys_exit_noop"
-                };
-                let p: &mut TracePoint = program(&mut ebpf, name)?;
-                p.load()
-                    .map_err(|source| ProbeError::Program { name, source })?;
-                p.attach("syscalls", "sys_exit_openat")
-                    .map_err(|source| ProbeError::Program { name, source })?;
+            (SyscallHook::SyscallTracepoints, false) => {
+                load_exit_event(&mut ebpf, "sys_exit_noop", "openat")?;
+            }
+            (SyscallHook::SyscallTracepoints, true) => {
+                load_exit_event(&mut ebpf, "sys_exit_noop_read", "openat")?;
             }
         }
         Ok(Floor { _ebpf: ebpf })
@@ -196,6 +190,20 @@ fn attach_raw_exit(
     p.attach()
         .map_err(|source| ProbeError::Program { name, source })?;
     Ok(())
+}
+
+/// Load program `name` for syscall exit events and attach it to `syscalls/sys_exit_{syscall}`;
+/// the link lives as long as the object.
+fn load_exit_event(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    syscall: &str,
+) -> Result<TracePointLinkId, ProbeError> {
+    let p: &mut TracePoint = program(ebpf, name)?;
+    p.load()
+        .map_err(|source| ProbeError::Program { name, source })?;
+    p.attach("syscalls", &format!("sys_exit_{syscall}"))
+        .map_err(|source| ProbeError::Program { name, source })
 }
 
 /// Architecture syscall number -> record kind, for the programs' look-up.
@@ -586,22 +594,8 @@ impl Probe {
     /// The reader's maps: the ring buffer, and the flag by which it asks the kernel to wake it
     /// (`READER_ASLEEP`). Can be taken once.
     pub fn take_reader(&mut self) -> Result<crate::reader::Reader, ProbeError> {
-        let m = self
-            .ebpf
-            .take_map("EVENTS")
-            .ok_or(ProbeError::MissingMap("EVENTS"))?;
-        let ring = RingBuf::try_from(m).map_err(|source| ProbeError::Map {
-            name: "EVENTS",
-            source,
-        })?;
-        let m = self
-            .ebpf
-            .take_map("READER_ASLEEP")
-            .ok_or(ProbeError::MissingMap("READER_ASLEEP"))?;
-        let flag = Array::try_from(m).map_err(|source| ProbeError::Map {
-            name: "READER_ASLEEP",
-            source,
-        })?;
+        let ring: RingBuf<_> = take_map(&mut self.ebpf, "EVENTS")?;
+        let flag: Array<_, u32> = take_map(&mut self.ebpf, "READER_ASLEEP")?;
         crate::reader::Reader::new(ring, flag).map_err(ProbeError::Reader)
     }
 
@@ -691,6 +685,15 @@ where
     T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
 {
     let m = ebpf.map_mut(name).ok_or(ProbeError::MissingMap(name))?;
+    T::try_from(m).map_err(|source| ProbeError::Map { name, source })
+}
+
+/// Take map `name` out of the object, owned (for a consumer that outlives the borrow).
+fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ProbeError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let m = ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))?;
     T::try_from(m).map_err(|source| ProbeError::Map { name, source })
 }
 
