@@ -1000,7 +1000,12 @@ fn falco_rules_unmodified_flag_reading_etc_shadow() {
                 && v["output_fields"]["fd.name"] == "/etc/shadow"
                 && v["output_fields"]["proc.name"] == "cat"
         })
-        .unwrap_or_else(|| panic!("no alert for cat /etc/shadow; stdout: {:?}", m.lines));
+        .unwrap_or_else(|| {
+            panic!(
+                "no alert for cat /etc/shadow; stdout: {:?}; log: {:?}",
+                m.lines, m.log
+            )
+        });
     assert_eq!(s(&a, "priority"), "Warning");
     assert_eq!(s(&a, "source"), "syscall");
     assert_eq!(a["output_fields"]["proc.cmdline"], "cat /etc/shadow");

@@ -177,24 +177,29 @@ pub fn prefilter_pass(base: *mut u8, len: usize, settings: &Settings) -> bool {
     // it. (`..` anywhere, not only as a component: a rule may test the raw name for `../`.)
     // A name that merely starts with a dot, as in `/root/.cache/x`, is judged like any other:
     // cleaning leaves it alone.
+    // Each word's byte masks are computed once, and the masks (not the words) are shifted to
+    // line byte i up with bytes i + 1 and i + 2 (little-endian words; bytes past the end are
+    // 0, so they count as a component's end).
     let mut odd = 0u64;
-    let mut w = word(data, 0, len);
+    let w = word(data, 0, len);
+    let mut slash = eq_bytes(w, b'/');
+    let mut dot = eq_bytes(w, b'.');
+    let mut end = slash | eq_bytes(w, 0);
     for k in 0..SCAN_MAX / 8 {
         if 8 * k >= len {
             break;
         }
         let next = word(data, k + 1, len);
-        // Byte i of `shifted` is byte i + 1 of the path, of `shifted2` byte i + 2
-        // (little-endian words; bytes past the end are 0).
-        let shifted = (w >> 8) | (next << 56);
-        let shifted2 = (w >> 16) | (next << 48);
-        let slash = eq_bytes(w, b'/');
-        let dot = eq_bytes(w, b'.');
-        let slash1 = eq_bytes(shifted, b'/');
-        let dot1 = eq_bytes(shifted, b'.');
-        let dot_component_end = eq_bytes(shifted2, b'/') | eq_bytes(shifted2, 0);
-        odd |= (slash & slash1) | (dot & dot1) | (slash & dot1 & dot_component_end);
-        w = next;
+        let next_slash = eq_bytes(next, b'/');
+        let next_dot = eq_bytes(next, b'.');
+        let next_end = next_slash | eq_bytes(next, 0);
+        let slash1 = (slash >> 8) | (next_slash << 56);
+        let dot1 = (dot >> 8) | (next_dot << 56);
+        let end2 = (end >> 16) | (next_end << 48);
+        odd |= (slash & slash1) | (dot & dot1) | (slash & dot1 & end2);
+        slash = next_slash;
+        dot = next_dot;
+        end = next_end;
     }
     if odd != 0 {
         return true;
