@@ -12,9 +12,6 @@ use anyhow::{Context, Result, bail};
 use e2e::docker::{Container, Dockerd, RunSpec, docker_missing};
 use e2e::redis_attack::HostRedis;
 
-/// Rounds of unmonitored, floor and monitored runs.
-const ROUNDS: usize = 5;
-
 struct Monitor {
     child: Child,
     stderr_lines: std::sync::mpsc::Receiver<String>,
@@ -328,7 +325,11 @@ pub fn capture(
     rules: &[PathBuf],
     containers: usize,
     hook: &str,
+    rounds: usize,
 ) -> Result<()> {
+    if rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     let n = Sizes::from_iterations(iterations.unwrap_or(1_000_000));
     let bin = crate::target_dir(root).join("release/monitor");
     let rules: Vec<PathBuf> = if rules.is_empty() {
@@ -363,8 +364,8 @@ pub fn capture(
     let (mut base, mut floor, mut floor_read, mut with) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut stats = Vec::new();
-    for round in 1..=ROUNDS {
-        eprintln!("bench: round {round} of {ROUNDS}");
+    for round in 1..=rounds {
+        eprintln!("bench: round {round} of {rounds}");
         base.push(measure(n, &redis)?);
         // The floor: the monitor's exit tracepoint with a program that does nothing. No
         // capture program can cost less; the monitor's own work is what it adds on top.
@@ -391,7 +392,7 @@ pub fn capture(
     let (b_fe, w_fe) = (col(&base, |m| &m.fork_exec), col(&with, |m| &m.fork_exec));
     let (b_rr, w_rr) = (col(&base, |m| &m.redis), col(&with, |m| &m.redis));
     println!(
-        "capture benchmark (rules: {}; hook: {hook}; {containers} containers running; {ROUNDS} rounds)",
+        "capture benchmark (rules: {}; hook: {hook}; {containers} containers running; {rounds} rounds)",
         rules
             .iter()
             .map(|r| r.display().to_string())
@@ -456,7 +457,7 @@ pub fn capture(
         .map(|s| sum_counters(s, "kernel_drops") + sum_counters(s, "kernel_lost"))
         .sum();
     println!(
-        "  dropped events: {dropped} in {} rounds with statistics (of {ROUNDS})",
+        "  dropped events: {dropped} in {} rounds with statistics (of {rounds})",
         printed.len()
     );
     match printed.last() {

@@ -58,6 +58,9 @@ enum Cmd {
         /// Containers to keep running during the capture bench.
         #[arg(long, default_value_t = 0)]
         containers: usize,
+        /// Paired rounds (capture): more rounds narrow the medians on a noisy machine.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
 }
 
@@ -107,13 +110,14 @@ fn main() -> Result<()> {
             rules,
             hook,
             containers,
+            rounds,
         } => {
             setup::toolchain()?;
             match which.as_str() {
                 "capture" => {
                     setup::bench_packages()?;
                     build(&root)?;
-                    bench::capture(&root, iterations, &rules, containers, &hook)?;
+                    bench::capture(&root, iterations, &rules, containers, &hook, rounds)?;
                 }
                 "rules" => run(Command::new("cargo")
                     .current_dir(&root)
