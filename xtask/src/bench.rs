@@ -325,11 +325,8 @@ pub fn capture(
     rules: &[PathBuf],
     containers: usize,
     hook: &str,
-    rounds: usize,
+    rounds: u32,
 ) -> Result<()> {
-    if rounds == 0 {
-        bail!("--rounds must be at least 1");
-    }
     let n = Sizes::from_iterations(iterations.unwrap_or(1_000_000));
     let bin = crate::target_dir(root).join("release/monitor");
     let rules: Vec<PathBuf> = if rules.is_empty() {

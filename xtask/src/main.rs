@@ -59,8 +59,8 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         containers: usize,
         /// Paired rounds (capture): more rounds narrow the medians on a noisy machine.
-        #[arg(long, default_value_t = 5)]
-        rounds: usize,
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
     },
 }
 
