@@ -81,10 +81,16 @@ impl Monitor {
     }
 }
 
+/// The median; of an even count, the mean of the middle two (the upper one alone would lean
+/// every ratio's figure up).
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// Each run is timed in this many slices; the slices of every round make the quiet figure.
@@ -319,12 +325,56 @@ fn sum_counters(stats: &serde_json::Value, key: &str) -> u64 {
     }
 }
 
+/// A small xorshift generator for the order of each round's steps: no crate for ten lines.
+struct Shuffler(u64);
+
+impl Shuffler {
+    fn new(seed: u64) -> Shuffler {
+        Shuffler(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// One step of a round: the unmonitored run, or one hook's floor, floor with the path read,
+/// or monitor.
+#[derive(Clone, Copy)]
+enum Step {
+    Base,
+    Floor(usize),
+    FloorRead(usize),
+    Monitor(usize),
+}
+
+/// What one hook measured over the rounds.
+#[derive(Default)]
+struct HookRuns {
+    floor: Vec<Run>,
+    floor_read: Vec<Run>,
+    with: Vec<Measures>,
+    stats: Vec<Option<serde_json::Value>>,
+}
+
 pub fn capture(
     root: &Path,
     iterations: Option<u64>,
     rules: &[PathBuf],
     containers: usize,
-    hook: &str,
+    hooks: &[String],
     rounds: u32,
 ) -> Result<()> {
     let n = Sizes::from_iterations(iterations.unwrap_or(1_000_000));
@@ -339,6 +389,16 @@ pub fn capture(
     } else {
         rules.to_vec()
     };
+    let mut hook_list: Vec<String> = Vec::new();
+    for h in hooks {
+        if !hook_list.contains(h) {
+            hook_list.push(h.clone());
+        }
+    }
+    if hook_list.is_empty() {
+        bail!("no hook to measure");
+    }
+    let hooks = hook_list;
     // Started first, so that both halves run beside the same containers.
     let load = if containers > 0 {
         eprintln!("bench: starting a private dockerd and {containers} containers");
@@ -346,50 +406,67 @@ pub fn capture(
     } else {
         None
     };
-    let mut monitor_options = load
+    let container_options = load
         .as_ref()
         .map(ContainerLoad::monitor_options)
         .unwrap_or_default();
-    monitor_options.extend(["-o".to_string(), format!("capture.syscall_hook={hook}")]);
     let redis = Redis::start()?;
     eprintln!(
         "bench: {} open+close, {} fork+exec, {} redis requests per run",
         n.open_close, n.fork_exec, n.redis
     );
-    // Rounds of: unmonitored, the floor, monitored. Each round's monitored run is compared
-    // with the same round's unmonitored one.
-    let (mut base, mut floor, mut floor_read, mut with) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut stats = Vec::new();
+    // Each round runs every step once: unmonitored, and for each hook the two floors and the
+    // monitor. The order is shuffled each round, so that no configuration always runs first
+    // or last (a shared VM's drift within a round, or a workload's warm-up, would then fall
+    // on one of them); each step is compared with the same round's unmonitored run.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    let mut shuffler = Shuffler::new(seed);
+    let mut base = Vec::new();
+    let mut per_hook: Vec<HookRuns> = hooks.iter().map(|_| HookRuns::default()).collect();
     for round in 1..=rounds {
+        let mut steps = vec![Step::Base];
+        for h in 0..hooks.len() {
+            steps.extend([Step::Floor(h), Step::FloorRead(h), Step::Monitor(h)]);
+        }
+        shuffler.shuffle(&mut steps);
         eprintln!("bench: round {round} of {rounds}");
-        base.push(measure(n, &redis)?);
-        // The floor: the monitor's exit tracepoint with a program that does nothing. No
-        // capture program can cost less; the monitor's own work is what it adds on top.
-        let f = Monitor::floor(&bin, hook, false)?;
-        floor.push(open_close(n.open_close));
-        f.stop();
-        // The floor plus reading the path: what any in-kernel path filter costs at least.
-        let f = Monitor::floor(&bin, hook, true)?;
-        floor_read.push(open_close(n.open_close));
-        f.stop();
-        let monitor = Monitor::start(&bin, &rules, &monitor_options)?;
-        with.push(measure(n, &redis)?);
-        // The fork+exec loop ran at full speed: its drops are in these counters.
-        stats.push(monitor.stop());
+        for step in steps {
+            match step {
+                Step::Base => base.push(measure(n, &redis)?),
+                // The floor: the monitor's exit tracepoint with a program that does nothing.
+                // No capture program can cost less; the monitor's own work is what it adds.
+                Step::Floor(h) => {
+                    let f = Monitor::floor(&bin, &hooks[h], false)?;
+                    per_hook[h].floor.push(open_close(n.open_close));
+                    f.stop();
+                }
+                // The floor plus reading the path: what any in-kernel path filter costs at
+                // least.
+                Step::FloorRead(h) => {
+                    let f = Monitor::floor(&bin, &hooks[h], true)?;
+                    per_hook[h].floor_read.push(open_close(n.open_close));
+                    f.stop();
+                }
+                Step::Monitor(h) => {
+                    let mut options = container_options.clone();
+                    options.extend([
+                        "-o".to_string(),
+                        format!("capture.syscall_hook={}", hooks[h]),
+                    ]);
+                    let monitor = Monitor::start(&bin, &rules, &options)?;
+                    per_hook[h].with.push(measure(n, &redis)?);
+                    // The fork+exec loop ran at full speed: its drops are in these counters.
+                    per_hook[h].stats.push(monitor.stop());
+                }
+            }
+        }
     }
 
-    let per = |s: f64, n: u64| s * 1e9 / n as f64;
-    let total = |v: &[Run]| v.iter().map(|r| r.total).collect::<Vec<_>>();
-    let col =
-        |v: &[Measures], f: fn(&Measures) -> &Run| v.iter().map(f).cloned().collect::<Vec<_>>();
-    let quiet_time = |v: &[Run]| quiet(v, true);
-    let quiet_rate = |v: &[Run]| quiet(v, false);
-    let (b_oc, w_oc) = (col(&base, |m| &m.open_close), col(&with, |m| &m.open_close));
-    let (b_fe, w_fe) = (col(&base, |m| &m.fork_exec), col(&with, |m| &m.fork_exec));
-    let (b_rr, w_rr) = (col(&base, |m| &m.redis), col(&with, |m| &m.redis));
     println!(
-        "capture benchmark (rules: {}; hook: {hook}; {containers} containers running; {rounds} rounds)",
+        "capture benchmark (rules: {}; {containers} containers running; {rounds} rounds, steps in a shuffled order each round)",
         rules
             .iter()
             .map(|r| r.display().to_string())
@@ -399,20 +476,50 @@ pub fn capture(
     println!(
         "  each line: median of the paired rounds' ratios [their range]; quiet: the ratio of the 10th percentile (the fast end) of every round's {SLICES} slices"
     );
-    let (r, lo, hi) = ratios(&total(&w_oc), &total(&b_oc));
-    let (fr, flo, fhi) = ratios(&total(&floor), &total(&b_oc));
-    let (rr, rlo, rhi) = ratios(&total(&floor_read), &total(&b_oc));
+    for (hook, runs) in hooks.iter().zip(&per_hook) {
+        report(hook, n, &base, runs);
+    }
+    if hooks.len() > 1 {
+        compare(&hooks, &per_hook);
+    }
+    drop(redis);
+    drop(load);
+    Ok(())
+}
+
+fn col(v: &[Measures], f: fn(&Measures) -> &Run) -> Vec<Run> {
+    v.iter().map(f).cloned().collect()
+}
+
+fn totals(v: &[Run]) -> Vec<f64> {
+    v.iter().map(|r| r.total).collect()
+}
+
+/// One hook's figures against the unmonitored runs of the same rounds.
+fn report(hook: &str, n: Sizes, base: &[Measures], runs: &HookRuns) {
+    let per = |s: f64, n: u64| s * 1e9 / n as f64;
+    let quiet_time = |v: &[Run]| quiet(v, true);
+    let quiet_rate = |v: &[Run]| quiet(v, false);
+    let with = &runs.with;
+    let (floor, floor_read) = (&runs.floor, &runs.floor_read);
+    let (b_oc, w_oc) = (col(base, |m| &m.open_close), col(with, |m| &m.open_close));
+    let (b_fe, w_fe) = (col(base, |m| &m.fork_exec), col(with, |m| &m.fork_exec));
+    let (b_rr, w_rr) = (col(base, |m| &m.redis), col(with, |m| &m.redis));
+    println!("hook: {hook}");
+    let (r, lo, hi) = ratios(&totals(&w_oc), &totals(&b_oc));
+    let (fr, flo, fhi) = ratios(&totals(floor), &totals(&b_oc));
+    let (rr, rlo, rhi) = ratios(&totals(floor_read), &totals(&b_oc));
     let (b, w, f, fread) = (
-        per(median(&total(&b_oc)), n.open_close),
-        per(median(&total(&w_oc)), n.open_close),
-        per(median(&total(&floor)), n.open_close),
-        per(median(&total(&floor_read)), n.open_close),
+        per(median(&totals(&b_oc)), n.open_close),
+        per(median(&totals(&w_oc)), n.open_close),
+        per(median(&totals(floor)), n.open_close),
+        per(median(&totals(floor_read)), n.open_close),
     );
     let (bb, wb, fb, frb) = (
         quiet_time(&b_oc) * 1e9,
         quiet_time(&w_oc) * 1e9,
-        quiet_time(&floor) * 1e9,
-        quiet_time(&floor_read) * 1e9,
+        quiet_time(floor) * 1e9,
+        quiet_time(floor_read) * 1e9,
     );
     println!(
         "  open+close   : {b:8.0} ns/iter unmonitored, {w:8.0} monitored, ratio {r:.3}x [{lo:.3}-{hi:.3}]; quiet {bb:.0} -> {wb:.0} ns, {:.3}x (target <= 1.20x)",
@@ -427,20 +534,20 @@ pub fn capture(
         frb / bb,
         wb - frb
     );
-    let (r, lo, hi) = ratios(&total(&w_fe), &total(&b_fe));
+    let (r, lo, hi) = ratios(&totals(&w_fe), &totals(&b_fe));
     println!(
         "  fork+exec    : {:8.0} us/iter unmonitored, {:8.0} monitored, ratio {r:.3}x [{lo:.3}-{hi:.3}]; quiet {:.0} -> {:.0} us, {:.3}x (target <= 1.10x)",
-        per(median(&total(&b_fe)), n.fork_exec) / 1000.0,
-        per(median(&total(&w_fe)), n.fork_exec) / 1000.0,
+        per(median(&totals(&b_fe)), n.fork_exec) / 1000.0,
+        per(median(&totals(&w_fe)), n.fork_exec) / 1000.0,
         quiet_time(&b_fe) * 1e6,
         quiet_time(&w_fe) * 1e6,
         quiet_time(&w_fe) / quiet_time(&b_fe)
     );
-    let (r, lo, hi) = ratios(&total(&w_rr), &total(&b_rr));
+    let (r, lo, hi) = ratios(&totals(&w_rr), &totals(&b_rr));
     println!(
         "  redis        : {:8.0} req/s unmonitored, {:8.0} monitored, {:.1}% [{:.1}-{:.1}%]; quiet {:.0} -> {:.0} req/s, {:.1}% (target >= 97%)",
-        median(&total(&b_rr)),
-        median(&total(&w_rr)),
+        median(&totals(&b_rr)),
+        median(&totals(&w_rr)),
         100.0 * r,
         100.0 * lo,
         100.0 * hi,
@@ -448,20 +555,67 @@ pub fn capture(
         quiet_rate(&w_rr),
         100.0 * quiet_rate(&w_rr) / quiet_rate(&b_rr)
     );
-    let printed: Vec<&serde_json::Value> = stats.iter().flatten().collect();
+    let printed: Vec<&serde_json::Value> = runs.stats.iter().flatten().collect();
     let dropped: u64 = printed
         .iter()
         .map(|s| sum_counters(s, "kernel_drops") + sum_counters(s, "kernel_lost"))
         .sum();
     println!(
-        "  dropped events: {dropped} in {} rounds with statistics (of {rounds})",
-        printed.len()
+        "  dropped events: {dropped} in {} rounds with statistics (of {})",
+        printed.len(),
+        runs.stats.len()
     );
     match printed.last() {
         Some(s) => println!("  monitor stats (last round): {s}"),
         None => println!("  monitor stats: none printed"),
     }
-    drop(redis);
-    drop(load);
-    Ok(())
+}
+
+/// The hooks against each other, round by round: each later hook over the first.
+fn compare(hooks: &[String], per_hook: &[HookRuns]) {
+    let first = &per_hook[0];
+    for (hook, runs) in hooks.iter().zip(per_hook).skip(1) {
+        println!("{hook} over {}, paired by round:", hooks[0]);
+        let pair = |f: fn(&Measures) -> &Run| {
+            ratios(&totals(&col(&runs.with, f)), &totals(&col(&first.with, f)))
+        };
+        let (r, lo, hi) = pair(|m| &m.open_close);
+        println!("  open+close time : {r:.3}x [{lo:.3}-{hi:.3}]");
+        let (r, lo, hi) = pair(|m| &m.fork_exec);
+        println!("  fork+exec time  : {r:.3}x [{lo:.3}-{hi:.3}]");
+        let (r, lo, hi) = pair(|m| &m.redis);
+        println!(
+            "  redis rate      : {:.1}% [{:.1}-{:.1}%]",
+            100.0 * r,
+            100.0 * lo,
+            100.0 * hi
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[1.3, 1.1, 1.2, 1.0]), 1.15);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn a_shuffle_keeps_every_step_once_and_varies_the_order() {
+        let mut s = Shuffler::new(42);
+        let mut orders = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let mut v: Vec<u8> = (0..7).collect();
+            s.shuffle(&mut v);
+            let mut sorted = v.clone();
+            sorted.sort();
+            assert_eq!(sorted, (0..7).collect::<Vec<u8>>());
+            orders.insert(v);
+        }
+        assert!(orders.len() > 40, "{} distinct orders of 50", orders.len());
+    }
 }

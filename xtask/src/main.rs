@@ -51,10 +51,15 @@ enum Cmd {
         /// Rules file or directory to load for the capture bench.
         #[arg(long)]
         rules: Vec<PathBuf>,
-        /// Where the monitor catches syscall exits (capture): syscall_tracepoints (default)
-        /// or raw_sys_exit.
-        #[arg(long, default_value = "syscall_tracepoints")]
-        hook: String,
+        /// Where the monitor catches syscall exits (capture): syscall_tracepoints (default),
+        /// raw_sys_exit, or both, comma-separated, measured in the same rounds and compared.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "syscall_tracepoints",
+            value_parser = ["syscall_tracepoints", "raw_sys_exit"]
+        )]
+        hook: Vec<String>,
         /// Containers to keep running during the capture bench.
         #[arg(long, default_value_t = 0)]
         containers: usize,
