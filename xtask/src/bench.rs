@@ -364,6 +364,8 @@ enum Step {
 #[derive(Default)]
 struct HookRuns {
     floor: Vec<Run>,
+    /// redis-benchmark under the do-nothing floor: what any syscall tracepoint costs it.
+    floor_redis: Vec<Run>,
     floor_read: Vec<Run>,
     with: Vec<Measures>,
     stats: Vec<Option<serde_json::Value>>,
@@ -441,6 +443,7 @@ pub fn capture(
                 Step::Floor(h) => {
                     let f = Monitor::floor(&bin, &hooks[h], false)?;
                     per_hook[h].floor.push(open_close(n.open_close));
+                    per_hook[h].floor_redis.push(redis.bench(n.redis)?);
                     f.stop();
                 }
                 // The floor plus reading the path: what any in-kernel path filter costs at
@@ -554,6 +557,16 @@ fn report(hook: &str, n: Sizes, base: &[Measures], runs: &HookRuns) {
         quiet_rate(&b_rr),
         quiet_rate(&w_rr),
         100.0 * quiet_rate(&w_rr) / quiet_rate(&b_rr)
+    );
+    let (r, lo, hi) = ratios(&totals(&runs.floor_redis), &totals(&b_rr));
+    println!(
+        "    floor      : {:8.0} req/s with only the do-nothing program, {:.1}% [{:.1}-{:.1}%]; quiet {:.0} req/s, {:.1}%",
+        median(&totals(&runs.floor_redis)),
+        100.0 * r,
+        100.0 * lo,
+        100.0 * hi,
+        quiet_rate(&runs.floor_redis),
+        100.0 * quiet_rate(&runs.floor_redis) / quiet_rate(&b_rr)
     );
     let printed: Vec<&serde_json::Value> = runs.stats.iter().flatten().collect();
     let dropped: u64 = printed
