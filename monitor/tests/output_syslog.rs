@@ -10,7 +10,7 @@ use monitor::config::Config;
 use monitor::metrics::Metrics;
 use monitor::output::Outputs;
 
-use output_support::{Rsyslog, alert, metric, start_rsyslog, syslog_lines};
+use output_support::{Rsyslog, alert, metric, start_rsyslog, syslog_lines, wait_metric};
 
 fn config(syslog: &str, extra: &str) -> Config {
     let (cfg, warnings) = Config::from_yaml_str(&format!(
@@ -123,15 +123,13 @@ async fn a_missing_socket_counts_failures_and_recovers_when_it_appears() {
     let metrics = Arc::new(Metrics::new());
     let outputs = Outputs::start(&cfg, metrics.clone()).unwrap();
     outputs.send(alert("r", 0));
-    let until = std::time::Instant::now() + Duration::from_secs(5);
-    while metric(
-        &metrics.encode(),
+    wait_metric(
+        &metrics,
         r#"monitor_output_failed_total{output="syslog"}"#,
-    ) != Some(1.0)
-    {
-        assert!(std::time::Instant::now() < until, "{}", metrics.encode());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        |v| v == Some(1.0),
+        Duration::from_secs(5),
+    )
+    .await;
     // The socket appears (as when syslog starts after us): the next alert goes through.
     std::os::unix::fs::symlink(rs.socket.as_path(), &link).unwrap();
     outputs.send(alert("r", 1));

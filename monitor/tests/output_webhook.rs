@@ -10,7 +10,7 @@ use monitor::config::Config;
 use monitor::metrics::Metrics;
 use monitor::output::Outputs;
 
-use output_support::{HttpReceiver, alert, free_port, make_pki, metric};
+use output_support::{HttpReceiver, alert, free_port, make_pki, metric, wait_metric};
 
 fn config(yaml: &str) -> Config {
     let (cfg, warnings) = Config::from_yaml_str(yaml).expect("valid test configuration");
@@ -197,21 +197,13 @@ http_output: {{enabled: true, url: "http://{addr}/alerts", max_retries: 1000, ba
     // Alert 0 first, and only once the worker holds it (its first retry is counted) the
     // rest: otherwise how many the worker takes before the queue fills is a race.
     outputs.send(alert("r", 0));
-    let retries = || {
-        metric(
-            &metrics.encode(),
-            r#"monitor_output_retries_total{output="webhook"}"#,
-        )
-        .unwrap_or(0.0)
-    };
-    let t0 = std::time::Instant::now();
-    while retries() < 1.0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the worker never tried alert 0"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_metric(
+        &metrics,
+        r#"monitor_output_retries_total{output="webhook"}"#,
+        |v| v.unwrap_or(0.0) >= 1.0,
+        Duration::from_secs(10),
+    )
+    .await;
     for n in 1..SENT {
         outputs.send(alert("r", n));
     }

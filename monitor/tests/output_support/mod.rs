@@ -36,6 +36,26 @@ pub fn alert(rule: &str, n: u64) -> Alert {
     }
 }
 
+/// Wait until `done` holds for `series` in the metrics, at most `limit`; panics with the
+/// metrics page when it never does. For a test that must not go on before a worker has
+/// reached some point (tried, failed...).
+pub async fn wait_metric(
+    metrics: &monitor::metrics::Metrics,
+    series: &str,
+    done: impl Fn(Option<f64>) -> bool,
+    limit: Duration,
+) {
+    let until = Instant::now() + limit;
+    while !done(metric(&metrics.encode(), series)) {
+        assert!(
+            Instant::now() < until,
+            "{series} never got there in {limit:?}:\n{}",
+            metrics.encode()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A port on 127.0.0.1 that nothing listens on right now.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
