@@ -5,33 +5,17 @@ mod output_support;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use monitor::config::Config;
 use monitor::metrics::Metrics;
 use monitor::output::Outputs;
 use monitor::reload::{LiveConfig, ReloadReason, Reloader};
 
-use output_support::{alert, metric};
+use output_support::{alert, lines, metric, wait_lines};
 
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-async fn wait_lines(path: &Path, n: usize) -> Vec<String> {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let l = lines(path);
-        if l.len() >= n || Instant::now() >= until {
-            return l;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long a file output gets to write what it was sent.
+const FILE_WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lines_and_reopen_after_logrotate() {
@@ -45,7 +29,7 @@ async fn json_lines_and_reopen_after_logrotate() {
     let outputs = Outputs::start(&cfg, Arc::new(Metrics::new())).unwrap();
     outputs.send(alert("r", 0));
     outputs.send(alert("r", 1));
-    let got = wait_lines(&file, 2).await;
+    let got = wait_lines(&file, 2, FILE_WAIT).await;
     assert_eq!(got.len(), 2);
     let v: serde_json::Value = serde_json::from_str(&got[1]).unwrap();
     assert_eq!(v["output_fields"]["n"], 1);
@@ -54,13 +38,13 @@ async fn json_lines_and_reopen_after_logrotate() {
     std::fs::rename(&file, &rotated).unwrap();
     outputs.send(alert("r", 2));
     assert_eq!(
-        wait_lines(&rotated, 3).await.len(),
+        wait_lines(&rotated, 3, FILE_WAIT).await.len(),
         3,
         "still open: goes to the old file"
     );
     outputs.reopen();
     outputs.send(alert("r", 3));
-    let fresh = wait_lines(&file, 1).await;
+    let fresh = wait_lines(&file, 1, FILE_WAIT).await;
     assert_eq!(fresh.len(), 1);
     assert!(fresh[0].contains("\"n\":3"));
     outputs.shutdown(Duration::from_secs(5)).await;
@@ -77,10 +61,10 @@ async fn text_lines_without_keep_alive_follow_the_file_name() {
     .unwrap();
     let outputs = Outputs::start(&cfg, Arc::new(Metrics::new())).unwrap();
     outputs.send(alert("r", 0));
-    assert_eq!(wait_lines(&file, 1).await.len(), 1);
+    assert_eq!(wait_lines(&file, 1, FILE_WAIT).await.len(), 1);
     std::fs::rename(&file, dir.path().join("events.txt.1")).unwrap();
     outputs.send(alert("r", 1));
-    let got = wait_lines(&file, 1).await;
+    let got = wait_lines(&file, 1, FILE_WAIT).await;
     assert_eq!(got.len(), 1);
     assert!(
         got[0].ends_with(": Warning alert number 1 (proc.name=bash)"),
@@ -184,7 +168,7 @@ async fn reload_keeps_the_old_configuration_when_the_new_one_is_broken() {
     let e = live.reload(&outputs, &metrics).unwrap_err().to_string();
     assert!(e.contains("file_output.keep_alive"), "{e}");
     outputs.send(alert("r", 0));
-    assert_eq!(wait_lines(&a, 1).await.len(), 1);
+    assert_eq!(wait_lines(&a, 1, FILE_WAIT).await.len(), 1);
 
     // A good file, applied on SIGHUP: alerts go to b.txt from then on.
     write_conf(&b);
@@ -199,7 +183,7 @@ async fn reload_keeps_the_old_configuration_when_the_new_one_is_broken() {
     assert_eq!(why, ReloadReason::Signal);
     live.reload(&outputs, &metrics).unwrap();
     outputs.send(alert("r", 1));
-    assert_eq!(wait_lines(&b, 1).await.len(), 1);
+    assert_eq!(wait_lines(&b, 1, FILE_WAIT).await.len(), 1);
     assert_eq!(lines(&a).len(), 1);
 
     // SIGUSR1 (Falco's "reopen output files") and SIGHUP together: neither hides the other.

@@ -10,7 +10,7 @@ use monitor::config::Config;
 use monitor::metrics::Metrics;
 use monitor::output::Outputs;
 
-use output_support::{HttpReceiver, alert, free_port, make_pki, metric, wait_metric};
+use output_support::{HttpReceiver, alert, free_port, make_pki, metric, wait_lines, wait_metric};
 
 fn config(yaml: &str) -> Config {
     let (cfg, warnings) = Config::from_yaml_str(yaml).expect("valid test configuration");
@@ -276,19 +276,8 @@ http_output: {{enabled: true, url: "{url}"}}
         send_time < Duration::from_secs(1),
         "send took {send_time:?}"
     );
-    let until = Instant::now() + Duration::from_secs(5);
-    let mut lines = 0;
-    while Instant::now() < until {
-        lines = std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .lines()
-            .count();
-        if lines == N as usize {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(lines, N as usize, "the file output got every alert");
+    let lines = wait_lines(&file, N as usize, Duration::from_secs(5)).await;
+    assert_eq!(lines.len(), N as usize, "the file output got every alert");
     let at_file_done = rx.count();
     assert!(
         at_file_done <= 3,

@@ -56,6 +56,28 @@ pub async fn wait_metric(
     }
 }
 
+/// The lines of a file output's file; none while it does not exist yet.
+pub fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Wait until the file holds at least `n` lines, at most `limit`, and return what it holds
+/// then; the caller asserts on the count so a shortfall shows what did arrive.
+pub async fn wait_lines(path: &std::path::Path, n: usize, limit: Duration) -> Vec<String> {
+    let until = Instant::now() + limit;
+    loop {
+        let l = lines(path);
+        if l.len() >= n || Instant::now() >= until {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A port on 127.0.0.1 that nothing listens on right now.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
