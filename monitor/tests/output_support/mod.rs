@@ -65,17 +65,22 @@ pub fn lines(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// Wait until the file holds at least `n` lines, at most `limit`, and return what it holds
-/// then; the caller asserts on the count so a shortfall shows what did arrive.
-pub async fn wait_lines(path: &std::path::Path, n: usize, limit: Duration) -> Vec<String> {
+/// Read `read` until it gives at least `n` lines, at most `limit`, and return what it gave
+/// last; the caller asserts on the count so a shortfall shows what did arrive.
+async fn poll_lines(n: usize, limit: Duration, read: impl Fn() -> Vec<String>) -> Vec<String> {
     let until = Instant::now() + limit;
     loop {
-        let l = lines(path);
+        let l = read();
         if l.len() >= n || Instant::now() >= until {
             return l;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Wait until the file holds at least `n` lines, at most `limit` (see `poll_lines`).
+pub async fn wait_lines(path: &std::path::Path, n: usize, limit: Duration) -> Vec<String> {
+    poll_lines(n, limit, || lines(path)).await
 }
 
 /// A port on 127.0.0.1 that nothing listens on right now.
@@ -284,16 +289,11 @@ pub fn start_rsyslog() -> Option<Rsyslog> {
 /// are written by `rs`.
 pub async fn syslog_lines(rs: &Rsyslog, input: &str, n: usize, timeout: Duration) -> Vec<String> {
     let prefix = format!("{input}|");
-    let until = Instant::now() + timeout;
-    loop {
-        let got: Vec<String> = rs
-            .lines()
+    poll_lines(n, timeout, || {
+        rs.lines()
             .into_iter()
             .filter(|l| l.starts_with(&prefix))
-            .collect();
-        if got.len() >= n || Instant::now() >= until {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .collect()
+    })
+    .await
 }
