@@ -15,6 +15,35 @@ use e2e::redis_attack::HostRedis;
 struct Monitor {
     child: Child,
     stderr_lines: std::sync::mpsc::Receiver<String>,
+    /// Its CPU time when it said ready: what loading and attaching took is not counted.
+    cpu_at_ready: Option<Duration>,
+}
+
+/// What a monitor run left: its statistics line, and the CPU time (user and system) it spent
+/// between saying ready and being stopped, the cost of its capture and rules that the
+/// workload's timings do not show on a machine with a spare CPU.
+struct Stopped {
+    stats: Option<serde_json::Value>,
+    cpu: Option<Duration>,
+}
+
+/// User plus system CPU time of process `pid`, from `/proc/PID/stat`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold anything.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // utime and stime are fields 14 and 15 of the line; the state (field 3) comes first here.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a constant.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if tick <= 0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(
+        (utime + stime) as f64 / tick as f64,
+    ))
 }
 
 impl Monitor {
@@ -60,14 +89,21 @@ impl Monitor {
                 Err(_) => bail!("the monitor did not become ready within 60 s"),
             }
         }
+        let cpu_at_ready = cpu_time(child.id());
         Ok(Monitor {
             child,
             stderr_lines: rx,
+            cpu_at_ready,
         })
     }
 
-    /// Stop it and return its final statistics line (JSON), if it printed one.
-    fn stop(mut self) -> Option<serde_json::Value> {
+    /// Stop it: its final statistics line (JSON), if it printed one, and its CPU time since
+    /// it said ready.
+    fn stop(mut self) -> Stopped {
+        let cpu = match (self.cpu_at_ready, cpu_time(self.child.id())) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
         // SAFETY: plain kill(2) of our child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
@@ -77,7 +113,7 @@ impl Monitor {
                 stats = serde_json::from_str(j).ok();
             }
         }
-        stats
+        Stopped { stats, cpu }
     }
 }
 
@@ -369,6 +405,8 @@ struct HookRuns {
     floor_read: Vec<Run>,
     with: Vec<Measures>,
     stats: Vec<Option<serde_json::Value>>,
+    /// The monitor's CPU time in each round's monitored step.
+    cpu: Vec<Option<Duration>>,
 }
 
 pub fn capture(
@@ -460,7 +498,9 @@ pub fn capture(
                     let monitor = Monitor::start(&bin, &rules, &options)?;
                     per_hook[h].with.push(measure(n, &redis)?);
                     // The fork+exec loop ran at full speed: its drops are in these counters.
-                    per_hook[h].stats.push(monitor.stop());
+                    let stopped = monitor.stop();
+                    per_hook[h].stats.push(stopped.stats);
+                    per_hook[h].cpu.push(stopped.cpu);
                 }
             }
         }
@@ -576,6 +616,32 @@ fn report(hook: &str, n: Sizes, base: &[Measures], runs: &HookRuns) {
         printed.len(),
         runs.stats.len()
     );
+    let cpu: Vec<f64> = runs
+        .cpu
+        .iter()
+        .flatten()
+        .map(Duration::as_secs_f64)
+        .collect();
+    let per_event: Vec<f64> = runs
+        .cpu
+        .iter()
+        .zip(&runs.stats)
+        .filter_map(|(c, s)| {
+            let events = s.as_ref()?.get("events")?.as_u64()?;
+            let c = (*c)?;
+            (events > 0).then(|| c.as_secs_f64() * 1e6 / events as f64)
+        })
+        .collect();
+    if cpu.is_empty() {
+        println!("  monitor CPU: not measured");
+    } else {
+        println!(
+            "  monitor CPU : {:.0} ms per monitored run of the three workloads (median of {}), {:.1} us per event sent",
+            1e3 * median(&cpu),
+            cpu.len(),
+            median(&per_event)
+        );
+    }
     match printed.last() {
         Some(s) => println!("  monitor stats (last round): {s}"),
         None => println!("  monitor stats: none printed"),
