@@ -27,22 +27,15 @@ struct Stopped {
     cpu: Option<Duration>,
 }
 
-/// User plus system CPU time of process `pid`, from `/proc/PID/stat`.
+/// User plus system CPU time of process `pid`.
 fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold anything.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    // utime and stime are fields 14 and 15 of the line; the state (field 3) comes first here.
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    // SAFETY: sysconf only reads a constant.
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if tick <= 0 {
-        return None;
-    }
+    let stat = procfs::process::Process::new(pid as i32)
+        .ok()?
+        .stat()
+        .ok()?;
+    let ticks = procfs::ticks_per_second().max(1);
     Some(Duration::from_secs_f64(
-        (utime + stime) as f64 / tick as f64,
+        (stat.utime + stat.stime) as f64 / ticks as f64,
     ))
 }
 
@@ -404,9 +397,8 @@ struct HookRuns {
     floor_redis: Vec<Run>,
     floor_read: Vec<Run>,
     with: Vec<Measures>,
-    stats: Vec<Option<serde_json::Value>>,
-    /// The monitor's CPU time in each round's monitored step.
-    cpu: Vec<Option<Duration>>,
+    /// What each round's monitored step left.
+    stopped: Vec<Stopped>,
 }
 
 pub fn capture(
@@ -498,9 +490,7 @@ pub fn capture(
                     let monitor = Monitor::start(&bin, &rules, &options)?;
                     per_hook[h].with.push(measure(n, &redis)?);
                     // The fork+exec loop ran at full speed: its drops are in these counters.
-                    let stopped = monitor.stop();
-                    per_hook[h].stats.push(stopped.stats);
-                    per_hook[h].cpu.push(stopped.cpu);
+                    per_hook[h].stopped.push(monitor.stop());
                 }
             }
         }
@@ -606,7 +596,11 @@ fn report(hook: &str, n: Sizes, base: &[Measures], runs: &HookRuns) {
         quiet_rate(&runs.floor_redis),
         100.0 * quiet_rate(&runs.floor_redis) / quiet_rate(&b_rr)
     );
-    let printed: Vec<&serde_json::Value> = runs.stats.iter().flatten().collect();
+    let printed: Vec<&serde_json::Value> = runs
+        .stopped
+        .iter()
+        .filter_map(|s| s.stats.as_ref())
+        .collect();
     let dropped: u64 = printed
         .iter()
         .map(|s| sum_counters(s, "kernel_drops") + sum_counters(s, "kernel_lost"))
@@ -614,22 +608,20 @@ fn report(hook: &str, n: Sizes, base: &[Measures], runs: &HookRuns) {
     println!(
         "  dropped events: {dropped} in {} rounds with statistics (of {})",
         printed.len(),
-        runs.stats.len()
+        runs.stopped.len()
     );
     let cpu: Vec<f64> = runs
-        .cpu
+        .stopped
         .iter()
-        .flatten()
-        .map(Duration::as_secs_f64)
+        .filter_map(|s| Some(s.cpu?.as_secs_f64()))
         .collect();
     let per_event: Vec<f64> = runs
-        .cpu
+        .stopped
         .iter()
-        .zip(&runs.stats)
-        .filter_map(|(c, s)| {
-            let events = s.as_ref()?.get("events")?.as_u64()?;
-            let c = (*c)?;
-            (events > 0).then(|| c.as_secs_f64() * 1e6 / events as f64)
+        .filter_map(|s| {
+            let events = s.stats.as_ref()?.get("events")?.as_u64()?;
+            let cpu = s.cpu?;
+            (events > 0).then(|| cpu.as_secs_f64() * 1e6 / events as f64)
         })
         .collect();
     if cpu.is_empty() {
