@@ -379,11 +379,12 @@ impl Shuffler {
     }
 }
 
-/// One step of a round: the unmonitored run, or one hook's floor, floor with the path read,
-/// or monitor.
+/// One step of a round: the unmonitored run, a second unmonitored run (the control), or one
+/// hook's floor, floor with the path read, or monitor.
 #[derive(Clone, Copy)]
 enum Step {
     Base,
+    Control,
     Floor(usize),
     FloorRead(usize),
     Monitor(usize),
@@ -445,8 +446,8 @@ pub fn capture(
         "bench: {} open+close, {} fork+exec, {} redis requests per run",
         n.open_close, n.fork_exec, n.redis
     );
-    // Each round runs every step once: unmonitored, and for each hook the two floors and the
-    // monitor. The order is shuffled each round, so that no configuration always runs first
+    // Each round runs every step once: unmonitored, unmonitored again (the control), and for
+    // each hook the two floors and the monitor. The order is shuffled each round, so that no configuration always runs first
     // or last (a shared VM's drift within a round, or a workload's warm-up, would then fall
     // on one of them); each step is compared with the same round's unmonitored run.
     let seed = std::time::SystemTime::now()
@@ -455,9 +456,10 @@ pub fn capture(
         .unwrap_or(1);
     let mut shuffler = Shuffler::new(seed);
     let mut base = Vec::new();
+    let mut control = Vec::new();
     let mut per_hook: Vec<HookRuns> = hooks.iter().map(|_| HookRuns::default()).collect();
     for round in 1..=rounds {
-        let mut steps = vec![Step::Base];
+        let mut steps = vec![Step::Base, Step::Control];
         for h in 0..hooks.len() {
             steps.extend([Step::Floor(h), Step::FloorRead(h), Step::Monitor(h)]);
         }
@@ -466,6 +468,10 @@ pub fn capture(
         for step in steps {
             match step {
                 Step::Base => base.push(measure(n, &redis)?),
+                // Unmonitored again, compared with the round's unmonitored run as the
+                // monitor is: how far apart two identical configurations land here, the noise
+                // every other ratio carries.
+                Step::Control => control.push(measure(n, &redis)?),
                 // The floor: the monitor's exit tracepoint with a program that does nothing.
                 // No capture program can cost less; the monitor's own work is what it adds.
                 Step::Floor(h) => {
@@ -507,6 +513,7 @@ pub fn capture(
     println!(
         "  each line: median of the paired rounds' ratios [their range]; quiet: the ratio of the 10th percentile (the fast end) of every round's {SLICES} slices"
     );
+    report_control(&base, &control);
     for (hook, runs) in hooks.iter().zip(&per_hook) {
         report(hook, n, &base, runs);
     }
@@ -524,6 +531,26 @@ fn col(v: &[Measures], f: fn(&Measures) -> &Run) -> Vec<Run> {
 
 fn totals(v: &[Run]) -> Vec<f64> {
     v.iter().map(|r| r.total).collect()
+}
+
+/// The control against the unmonitored runs: no configuration differs, so a median away from
+/// 1 and the range are what noise alone does to a paired ratio on this machine.
+fn report_control(base: &[Measures], control: &[Measures]) {
+    let pair = |f: fn(&Measures) -> &Run| ratios(&totals(&col(control, f)), &totals(&col(base, f)));
+    let (oc, oc_lo, oc_hi) = pair(|m| &m.open_close);
+    let (fe, fe_lo, fe_hi) = pair(|m| &m.fork_exec);
+    let (rr, rr_lo, rr_hi) = pair(|m| &m.redis);
+    let quiet_ratio = |f: fn(&Measures) -> &Run, low: bool| {
+        quiet(&col(control, f), low) / quiet(&col(base, f), low)
+    };
+    println!(
+        "control (unmonitored over unmonitored, same round): open+close {oc:.3}x [{oc_lo:.3}-{oc_hi:.3}], quiet {:.3}x; fork+exec {fe:.3}x [{fe_lo:.3}-{fe_hi:.3}]; redis {:.1}% [{:.1}-{:.1}%], quiet {:.1}%",
+        quiet_ratio(|m| &m.open_close, true),
+        100.0 * rr,
+        100.0 * rr_lo,
+        100.0 * rr_hi,
+        100.0 * quiet_ratio(|m| &m.redis, false)
+    );
 }
 
 /// One hook's figures against the unmonitored runs of the same rounds.
